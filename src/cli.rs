@@ -1,0 +1,144 @@
+//! `relevo runs …`: the ops API from the command line. Talks to a running
+//! Relevo over HTTP with the admin token, and prints the JSON it answers.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Args)]
+pub struct RunsArgs {
+    /// Base URL of the Relevo API.
+    #[arg(long, env = "RELEVO_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Admin token; defaults to RELEVO_ADMIN_TOKEN, then $RELEVO_DATA_DIR/admin-token.
+    #[arg(long, env = "RELEVO_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: RunsCommand,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// pending, running, sleeping, succeeded, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Ordering key (e.g. an order id).
+        #[arg(long)]
+        key: Option<String>,
+        /// Created at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Created before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// `next_cursor` from the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one run with its steps, attempts and last error.
+    Show { id: String },
+    /// Retry one run (completed steps stay completed), or with --all every
+    /// failed run matching the filters.
+    Retry {
+        /// The run to retry (omit with --all).
+        id: Option<String>,
+        /// Run at this RFC 3339 time instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Clear this step's checkpoint and all later ones; rerun from there.
+        #[arg(long, conflicts_with = "all")]
+        from_step: Option<String>,
+        /// Bulk retry every run matching the filters below.
+        #[arg(long)]
+        all: bool,
+        /// With --all: failed (default) or cancelled.
+        #[arg(long, requires = "all")]
+        status: Option<String>,
+        #[arg(long, requires = "all")]
+        workflow: Option<String>,
+        #[arg(long, requires = "all")]
+        key: Option<String>,
+        #[arg(long, requires = "all")]
+        since: Option<String>,
+        #[arg(long, requires = "all")]
+        until: Option<String>,
+    },
+    /// Cancel a run that has not finished.
+    Cancel { id: String },
+}
+
+pub async fn run(args: RunsArgs) -> anyhow::Result<()> {
+    let token = match args.token {
+        Some(t) => t,
+        None => {
+            let dir = PathBuf::from(std::env::var("RELEVO_DATA_DIR").unwrap_or_else(|_| "./.relevo".into()));
+            let path = dir.join("admin-token");
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("no --token, no RELEVO_ADMIN_TOKEN and cannot read {}", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let base = format!("{}/api/v1", args.url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let request = match args.command {
+        RunsCommand::List { status, workflow, key, since, until, limit, cursor } => {
+            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (name, value) in [
+                ("status", status),
+                ("workflow", workflow),
+                ("key", key),
+                ("created_after", since),
+                ("created_before", until),
+                ("cursor", cursor),
+            ] {
+                if let Some(v) = value {
+                    query.push((name, v));
+                }
+            }
+            client.get(format!("{base}/runs")).query(&query)
+        }
+        RunsCommand::Show { id } => client.get(format!("{base}/runs/{id}")),
+        RunsCommand::Retry { id, at, from_step, all, status, workflow, key, since, until } => {
+            if all {
+                let body = json!({
+                    "status": status, "workflow": workflow, "key": key,
+                    "created_after": since, "created_before": until, "at": at,
+                });
+                client.post(format!("{base}/runs/retry")).json(&strip_nulls(body))
+            } else {
+                let id = id.context("give a run id, or --all with filters")?;
+                let body = json!({ "at": at, "from_step": from_step });
+                client.post(format!("{base}/runs/{id}/retry")).json(&strip_nulls(body))
+            }
+        }
+        RunsCommand::Cancel { id } => client.post(format!("{base}/runs/{id}/cancel")),
+    };
+    let response = request
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if !status.is_success() {
+        anyhow::bail!("the API answered {status}");
+    }
+    Ok(())
+}
+
+fn strip_nulls(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.retain(|_, v| !v.is_null());
+    }
+    v
+}

@@ -1,0 +1,160 @@
+//! Typed settings, read once from the environment at start-up.
+//!
+//! Secrets are `secrecy` types so they cannot be printed by accident.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+
+/// Everything the service needs to start, built from environment variables.
+#[derive(Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`; `None` starts the private cluster in `data_dir/pg`.
+    pub database_url: Option<SecretString>,
+    /// `RELEVO_DATA_DIR` (default `./.relevo`).
+    pub data_dir: PathBuf,
+    /// `RELEVO_ADDR` (default `127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    /// `RELEVO_ADMIN_TOKEN`; generated and stored in `data_dir/admin-token` when unset.
+    pub admin_token: Option<SecretString>,
+    /// `RELEVO_PG_BIN`: directory holding `initdb`, `pg_ctl`, `postgres`.
+    pub pg_bin: Option<PathBuf>,
+    /// Engine knobs.
+    pub engine: EngineSettings,
+    /// `RELEVO_ENABLE_TEST_WORKFLOWS=1` registers the self-test workflows used by
+    /// the crash tests and the engine benchmark. Off in production.
+    pub enable_test_workflows: bool,
+}
+
+/// Engine tuning; code defaults, each overridable from the environment.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// `RELEVO_WORKER_CONCURRENCY` (default 32): runs executed at once per workflow.
+    pub concurrency: usize,
+    /// `RELEVO_WORKER_BATCH` (default 32): jobs fetched per round trip (≥ concurrency).
+    pub batch_size: usize,
+    /// `RELEVO_LEASE_SECS` (default 30): how long a run stays claimed without a
+    /// checkpoint or lease renewal before another worker may take it over.
+    pub lease: Duration,
+    /// `RELEVO_HEARTBEAT_SECS` (default 2): apalis worker heartbeat.
+    pub heartbeat: Duration,
+    /// `RELEVO_MISSED_HEARTBEATS` (default 5): heartbeats missed before apalis
+    /// re-enqueues a dead worker's jobs.
+    pub missed_heartbeats: usize,
+    /// `RELEVO_POLL_MS` (default 1000): poll interval that backs up LISTEN/NOTIFY.
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            batch_size: 32,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(2),
+            missed_heartbeats: 5,
+            poll_interval: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A setting that is present but cannot be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct Error {
+    name: &'static str,
+    reason: String,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply values without
+    /// touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let defaults = EngineSettings::default();
+        let engine = EngineSettings {
+            concurrency: parse(&get, "RELEVO_WORKER_CONCURRENCY", defaults.concurrency)?,
+            batch_size: parse(&get, "RELEVO_WORKER_BATCH", defaults.batch_size)?,
+            lease: Duration::from_secs(parse(&get, "RELEVO_LEASE_SECS", 30u64)?),
+            heartbeat: Duration::from_secs(parse(&get, "RELEVO_HEARTBEAT_SECS", 2u64)?),
+            missed_heartbeats: parse(&get, "RELEVO_MISSED_HEARTBEATS", defaults.missed_heartbeats)?,
+            poll_interval: Duration::from_millis(parse(&get, "RELEVO_POLL_MS", 1000u64)?),
+        };
+        if engine.concurrency == 0 || engine.batch_size < engine.concurrency {
+            return Err(Error {
+                name: "RELEVO_WORKER_BATCH",
+                reason: "must be at least RELEVO_WORKER_CONCURRENCY (and both > 0)".into(),
+            });
+        }
+        let addr = get("RELEVO_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        Ok(Self {
+            database_url: get("DATABASE_URL").map(SecretString::from),
+            data_dir: PathBuf::from(get("RELEVO_DATA_DIR").unwrap_or_else(|| "./.relevo".into())),
+            addr: addr.parse().map_err(|e| Error {
+                name: "RELEVO_ADDR",
+                reason: format!("{e}"),
+            })?,
+            admin_token: get("RELEVO_ADMIN_TOKEN").map(SecretString::from),
+            pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
+            engine,
+            enable_test_workflows: matches!(
+                get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| Error {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./.relevo"));
+        assert!(s.database_url.is_none());
+        assert!(!s.enable_test_workflows);
+    }
+
+    #[test]
+    fn a_malformed_number_is_refused_with_its_name() {
+        let err = Settings::from_lookup(|n| (n == "RELEVO_LEASE_SECS").then(|| "soon".into()))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("RELEVO_LEASE_SECS"));
+    }
+
+    #[test]
+    fn batch_smaller_than_concurrency_is_refused() {
+        let err = Settings::from_lookup(|n| match n {
+            "RELEVO_WORKER_CONCURRENCY" => Some("64".into()),
+            "RELEVO_WORKER_BATCH" => Some("8".into()),
+            _ => None,
+        });
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Executes one wake-up of a run: claim (fence + lease), run the workflow's
+//! code, then settle the outcome (finish, retry, sleep) under the same fence.
+
+use std::{panic::AssertUnwindSafe, time::Duration};
+
+use chrono::Utc;
+use futures::FutureExt;
+use uuid::Uuid;
+
+use super::{
+    ctx::RunCtx,
+    error::{Interrupt, Result, StepError},
+    store::{self, ErrorRecord, WakeJob},
+    Engine,
+};
+
+/// The run as claimed for this attempt.
+struct Claimed {
+    id: Uuid,
+    workflow: String,
+    key: Option<String>,
+    fence: i64,
+    failures: i32,
+}
+
+const TERMINAL: &[&str] = &["succeeded", "failed", "cancelled"];
+
+impl Engine {
+    /// Handles one queue job. Returns `Err` only when the database failed; every
+    /// workflow outcome is recorded in the run itself.
+    pub(crate) async fn execute(&self, job: WakeJob) -> Result<()> {
+        let Some((claimed, input, steps)) = self.claim(job).await? else {
+            return Ok(());
+        };
+        let flow = self
+            .registry()
+            .get(&claimed.workflow)
+            .cloned()
+            .expect("claim only returns registered workflows");
+        let mut ctx = RunCtx::new(self.pool().clone(), claimed.id, claimed.fence, self.settings().lease, steps);
+        let renewer = self.spawn_lease_renewer(claimed.id, claimed.fence);
+        let outcome = AssertUnwindSafe(flow.run(&mut ctx, input))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(StepError::transient(format!("step panicked: {}", panic_message(&panic)))));
+        renewer.abort();
+        let step = ctx.current_step().map(str::to_owned);
+        self.settle(&claimed, outcome, step, flow.retry_policy()).await
+    }
+
+    async fn claim(
+        &self,
+        job: WakeJob,
+    ) -> Result<Option<(Claimed, serde_json::Value, std::collections::HashMap<String, store::StoredStep>)>> {
+        let mut tx = self.pool().begin().await?;
+        let Some(key) = store::ordering_key_of(&mut tx, job.run_id).await? else {
+            return Ok(None);
+        };
+        if let Some(key) = &key {
+            store::lock_key_using(&mut tx, key).await?;
+        }
+        let Some(run) = store::lock_run_using(&mut tx, job.run_id).await? else {
+            return Ok(None);
+        };
+        if run.wake_seq != job.wake || TERMINAL.contains(&run.status.as_str()) {
+            return Ok(None); // a superseded wake-up, or an acked-late duplicate
+        }
+        let Some(flow) = self.registry().get(&run.workflow).cloned() else {
+            tracing::warn!(workflow.run_id = %job.run_id, workflow.name = %run.workflow, "no such workflow registered here");
+            return Ok(None);
+        };
+        if run.lease_held {
+            // Another executor holds the run (apalis re-enqueued a live job):
+            // look again when its lease would expire.
+            store::rewake_using(&mut tx, job.run_id, &run.workflow, run.lease_until).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        if let Some(key) = &key {
+            if store::must_wait_for_key_using(&mut tx, key, job.run_id, run.seq).await? {
+                // The predecessor's completion wakes us (it takes the same key lock).
+                tx.commit().await?;
+                return Ok(None);
+            }
+        }
+        let crashed = store::close_crashed_attempts_using(&mut tx, job.run_id).await?;
+        let failures = run.failures + crashed;
+        let policy = flow.retry_policy();
+        if crashed > 0 && !policy.allows_retry(failures as u32) {
+            // apalis re-enqueues orphans without checking max_attempts; a run that
+            // keeps killing its worker must stop here.
+            let error = ErrorRecord {
+                kind: Some("crashed".into()),
+                step: None,
+                message: Some(format!("the worker stopped during {failures} attempts")),
+            };
+            let fence: i64 = sqlx::query_scalar("select fence from engine.runs where id = $1")
+                .bind(job.run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            store::finish_using(&mut tx, job.run_id, fence, "failed", failures, &error).await?;
+            if let Some(key) = &key {
+                store::wake_next_of_key_using(&mut tx, key).await?;
+            }
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let fence = store::claim_using(&mut tx, job.run_id, failures, self.node(), self.settings().lease).await?;
+        let steps = store::load_steps_using(&mut tx, job.run_id).await?;
+        tx.commit().await?;
+        let claimed = Claimed {
+            id: job.run_id,
+            workflow: run.workflow,
+            key,
+            fence,
+            failures,
+        };
+        Ok(Some((claimed, run.input, steps)))
+    }
+
+    async fn settle(
+        &self,
+        run: &Claimed,
+        outcome: Result<(), StepError>,
+        step: Option<String>,
+        policy: super::RetryPolicy,
+    ) -> Result<()> {
+        let error = match &outcome {
+            Ok(()) | Err(StepError::Interrupted(_)) => ErrorRecord::default(),
+            Err(e) => ErrorRecord {
+                kind: Some(e.kind().into()),
+                step: step.clone(),
+                message: Some(e.to_string()),
+            },
+        };
+        let mut tx = self.pool().begin().await?;
+        let (kept, attempt_outcome) = match outcome {
+            Ok(()) => (self.finish(&mut tx, run, "succeeded", run.failures, &error).await?, "succeeded"),
+            Err(StepError::Permanent(_)) => (self.finish(&mut tx, run, "failed", run.failures + 1, &error).await?, "failed"),
+            Err(StepError::Transient(_)) => {
+                let failures = run.failures + 1;
+                if policy.allows_retry(failures as u32) {
+                    let delay = policy.backoff(failures as u32, &mut rand::rng());
+                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "pending", at, failures, &error).await?;
+                    (kept, "retry")
+                } else {
+                    (self.finish(&mut tx, run, "failed", failures, &error).await?, "failed")
+                }
+            }
+            Err(StepError::RateLimited { retry_after, .. }) => {
+                let at = retry_after.max(Utc::now());
+                let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "pending", at, run.failures, &error).await?;
+                (kept, "rate_limited")
+            }
+            Err(StepError::Interrupted(Interrupt::Sleep { until })) => {
+                let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "sleeping", until, run.failures, &error).await?;
+                (kept, "sleeping")
+            }
+            Err(StepError::Interrupted(Interrupt::LostLease)) => (false, "lost_lease"),
+        };
+        if kept {
+            store::end_attempt_using(&mut tx, run.id, run.fence, attempt_outcome, &error).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+            let lost = ErrorRecord {
+                kind: Some("lost_lease".into()),
+                step,
+                message: Some("another attempt took over the run, or it was cancelled".into()),
+            };
+            let mut conn = self.pool().acquire().await?;
+            store::end_attempt_using(&mut conn, run.id, run.fence, "lost_lease", &lost).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        run: &Claimed,
+        status: &str,
+        failures: i32,
+        error: &ErrorRecord,
+    ) -> Result<bool> {
+        if let Some(key) = &run.key {
+            store::lock_key_using(tx, key).await?;
+        }
+        let kept = store::finish_using(tx, run.id, run.fence, status, failures, error).await?;
+        if kept {
+            if let Some(key) = &run.key {
+                store::wake_next_of_key_using(tx, key).await?;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Keeps the lease of a long attempt alive; stops when the fence is lost.
+    fn spawn_lease_renewer(&self, id: Uuid, fence: i64) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool().clone();
+        let lease = self.settings().lease;
+        tokio::spawn(async move {
+            let period = (lease / 3).max(Duration::from_millis(200));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                let Ok(mut conn) = pool.acquire().await else { continue };
+                match store::renew_lease_using(&mut conn, id, fence, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(workflow.run_id = %id, error.message = %e, "lease renewal failed"),
+                }
+            }
+        })
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

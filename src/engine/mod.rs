@@ -1,0 +1,164 @@
+//! The durable-workflow engine.
+//!
+//! A run's truth lives in `engine.runs` / `engine.run_steps` / `engine.run_attempts`;
+//! apalis-postgres only carries wake-ups (`{run_id, wake}`) and runs the workers.
+//! The engine adds what apalis 1.0 lacks (see `apalis-notes.md`): a lease and a
+//! fence per run (no duplicate execution after orphan re-enqueue, a wedged worker
+//! or a late ack), its own retry/backoff (never `RetryAfterError`), per-key
+//! ordering, durable timers and the ops writes (retry, rerun, cancel).
+
+mod ctx;
+mod error;
+mod executor;
+pub mod ops;
+mod retry;
+pub mod store;
+mod worker;
+mod workflow;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub use ctx::{RunCtx, StepInfo};
+pub use error::{Error, Interrupt, Result, StepError};
+pub use retry::RetryPolicy;
+pub use store::WakeJob;
+pub use worker::Workers;
+pub use workflow::{queue_name, Registry, Workflow};
+
+use crate::config::EngineSettings;
+
+/// Handle to the engine: cheap to clone, shared by HTTP handlers and workers.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    registry: Registry,
+    settings: EngineSettings,
+    /// `host-pid`: lease owner and attempt worker name of this process.
+    node: String,
+}
+
+impl Engine {
+    pub fn new(pool: PgPool, registry: Registry, settings: EngineSettings) -> Self {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "relevo".into());
+        let node = format!("{host}-{}-{}", std::process::id(), &Uuid::now_v7().simple().to_string()[24..]);
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                registry,
+                settings,
+                node,
+            }),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.settings
+    }
+
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Starts a run of `W` inside the caller's transaction: the run row and its
+    /// wake-up commit with whatever else the caller writes (e.g. the webhook).
+    pub async fn start_using<W: Workflow>(
+        &self,
+        conn: &mut PgConnection,
+        input: &W::Input,
+        trigger_event_id: Option<Uuid>,
+    ) -> Result<Uuid> {
+        let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
+            workflow: W::NAME.into(),
+            reason: e.to_string(),
+        })?;
+        let id = Uuid::now_v7();
+        let key = W::ordering_key(input);
+        store::insert_run_using(conn, id, W::NAME, W::VERSION, key.as_deref(), &value, trigger_event_id).await?;
+        Ok(id)
+    }
+
+    /// Starts a run of a workflow given by name with a JSON input (ops API).
+    pub async fn start_by_name_using(
+        &self,
+        conn: &mut PgConnection,
+        workflow: &str,
+        input: &Value,
+        trigger_event_id: Option<Uuid>,
+    ) -> Result<Uuid> {
+        let flow = self
+            .registry()
+            .get(workflow)
+            .ok_or_else(|| Error::UnknownWorkflow(workflow.into()))?;
+        let key = flow.ordering_key(input).map_err(|e| Error::BadInput {
+            workflow: workflow.into(),
+            reason: e.to_string(),
+        })?;
+        let id = Uuid::now_v7();
+        store::insert_run_using(conn, id, flow.name(), flow.version(), key.as_deref(), input, trigger_event_id)
+            .await?;
+        Ok(id)
+    }
+
+    /// Starts a run in its own transaction.
+    pub async fn start<W: Workflow>(&self, input: &W::Input) -> Result<Uuid>
+    where
+        W::Input: Serialize,
+    {
+        let mut tx = self.pool().begin().await?;
+        let id = self.start_using::<W>(&mut tx, input, None).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+/// On shutdown: hands runs this node still holds (their attempt did not end in
+/// time) back to the queue at once, instead of waiting for their lease to expire.
+/// Their open attempts are closed as `released`, so they do not count as crashes.
+pub async fn release_node_runs(engine: &Engine) -> Result<u64> {
+    let mut tx = engine.pool().begin().await?;
+    let held: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "update engine.runs set status = 'pending', lease_owner = null, lease_until = null, updated_at = now()
+          where lease_owner = $1 and status = 'running'
+          returning id, workflow, fence",
+    )
+    .bind(engine.node())
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, workflow, fence) in &held {
+        sqlx::query(
+            "update engine.run_attempts set finished_at = now(), outcome = 'released'
+              where run_id = $1 and fence = $2 and finished_at is null",
+        )
+        .bind(id)
+        .bind(fence)
+        .execute(&mut *tx)
+        .await?;
+        // Bump the fence so the abandoned attempt can never write again.
+        sqlx::query("update engine.runs set fence = fence + 1 where id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        store::rewake_using(&mut tx, *id, workflow, None).await?;
+    }
+    tx.commit().await?;
+    Ok(held.len() as u64)
+}

@@ -1,0 +1,144 @@
+//! Every error an HTTP client can see, in one shape:
+//! `{"error": {"code": "snake_case", "message": "…"}}`. 5xx bodies are opaque;
+//! their cause goes to the log.
+
+use poem::{http::StatusCode, IntoResponse, Response};
+use poem_openapi::{payload::Json, ApiResponse, Object};
+
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, snake_case; safe to match on.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Errors of the `/api/v1` operations.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or wrong bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such resource.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The resource is not in a state that allows this.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request is well-formed but its content is invalid.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// The database is unreachable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+    /// A server fault (details in the server log).
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+pub fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+        },
+    })
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(body("not_found", format!("{what} not found")))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body("conflict", message))
+    }
+
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
+        Self::Unprocessable(body(code, message))
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(body(code, message))
+    }
+
+    /// Logs the cause and answers 503 when the database is unreachable, else an
+    /// opaque 500.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if is_unavailable(cause) {
+            tracing::warn!(error.message = %cause, "database unavailable");
+            return Self::Unavailable(body("database_unavailable", "the database is unreachable; retry later"));
+        }
+        tracing::error!(error.message = %cause, error.cause_chain = ?cause, "request failed");
+        Self::Internal(body("internal", "internal server error"))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::engine::Error> for ApiError {
+    fn from(e: crate::engine::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+/// Whether an error chain means "database unreachable" (connection refused,
+/// pool timeout, broken connection) rather than a fault in our SQL.
+pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(sqlx_err) = err.downcast_ref::<sqlx::Error>() {
+            return matches!(
+                sqlx_err,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+            ) || matches!(sqlx_err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")));
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Turns any error poem produces (routing, parsing, auth) into the JSON shape.
+pub async fn to_json_error(err: poem::Error) -> Response {
+    let status = err.status();
+    let resp = err.into_response();
+    let is_json = resp
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let text = resp.into_body().into_string().await.unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::UNAUTHORIZED => ("unauthorized", "missing or invalid bearer token".to_string()),
+        StatusCode::NOT_FOUND => ("not_found", if text.is_empty() { "no such resource".into() } else { text }),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this path".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::BAD_REQUEST => ("bad_request", text),
+        StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", text),
+        s if s.is_server_error() => {
+            tracing::error!(status = %s, error.message = %text, "request failed");
+            ("internal", "internal server error".into())
+        }
+        _ => ("error", text),
+    };
+    let code = if status == StatusCode::SERVICE_UNAVAILABLE { "unavailable" } else { code };
+    poem::web::Json(body(code, message).0)
+        .with_status(status)
+        .into_response()
+}

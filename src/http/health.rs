@@ -1,0 +1,62 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::{
+    payload::{Json, PlainText},
+    ApiResponse, Object, OpenApi,
+};
+
+use super::{
+    error::{body, ErrorBody},
+    ApiTags, AppState,
+};
+use crate::engine::ops;
+
+#[derive(Object)]
+pub struct HealthOut {
+    pub status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(Json<HealthOut>),
+    /// The database does not answer.
+    #[oai(status = 503)]
+    NotReady(Json<ErrorBody>),
+}
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// The process is up.
+    #[oai(path = "/healthz", method = "get", operation_id = "health.live")]
+    async fn healthz(&self) -> Json<HealthOut> {
+        Json(HealthOut { status: "ok".into() })
+    }
+
+    /// The process can reach its database.
+    #[oai(path = "/readyz", method = "get", operation_id = "health.ready")]
+    async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
+        let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("select 1").execute(&state.pool)).await;
+        match ping {
+            Ok(Ok(_)) => ReadyResponse::Ready(Json(HealthOut { status: "ok".into() })),
+            _ => ReadyResponse::NotReady(body("database_unavailable", "the database is unreachable")),
+        }
+    }
+
+    /// Prometheus metrics (text exposition format).
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics.scrape")]
+    async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
+        if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), ops::stats(&state.pool)).await {
+            for s in stats {
+                crate::telemetry::record_workflow_stats(&s);
+            }
+        }
+        PlainText(crate::telemetry::metrics().render())
+    }
+}

@@ -1,0 +1,11 @@
+//! Relevo: a durable-workflow engine for webhook-driven integrations.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+#[path = "../workflows/mod.rs"]
+pub mod workflows;

@@ -1,0 +1,148 @@
+//! Builds and runs the whole service: database, migrations, engine workers and
+//! the HTTP server; shuts them down in order.
+
+use std::{future::Future, net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use base64::Engine as _;
+use poem::{
+    listener::{Acceptor, AcceptorExt, Listener, TcpListener},
+    Server,
+};
+use rand::RngCore;
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::{
+    config::Settings,
+    db::{self, PrivateCluster},
+    engine::{self, Engine, Registry, Workers},
+    http::{self, AppState},
+};
+
+/// A built, not yet serving, Relevo.
+pub struct Application {
+    acceptor: poem::listener::BoxAcceptor,
+    local_addr: SocketAddr,
+    state: AppState,
+    cluster: Option<PrivateCluster>,
+}
+
+impl Application {
+    /// Opens the database (starting the private cluster if needed), migrates,
+    /// resolves the admin token and binds the listener.
+    pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        let database = db::open(&settings).await?;
+        db::migrate(&database.pool).await?;
+        let admin_token = match &settings.admin_token {
+            Some(t) => t.clone(),
+            None => load_or_create_token(&settings.data_dir)?,
+        };
+        let engine = Engine::new(database.pool.clone(), registry, settings.engine.clone());
+        let acceptor = TcpListener::bind(settings.addr.to_string())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no address")?;
+        Ok(Self {
+            acceptor: acceptor.boxed(),
+            local_addr,
+            state: AppState {
+                pool: database.pool,
+                engine,
+                admin_token: Arc::new(admin_token),
+            },
+            cluster: database.cluster,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking work, lets in-flight
+    /// runs finish (or releases them to other nodes), and stops the private
+    /// Postgres. Bounded well under 10 s.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let workers = Workers::start(self.state.engine.clone());
+        let names: Vec<_> = self.state.engine.registry().names().collect();
+        tracing::info!(addr = %self.local_addr, workflows = ?names, "relevo is serving");
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let mut http_stop = stop_tx.subscribe();
+        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            http::app(self.state.clone()),
+            async move {
+                let _ = http_stop.recv().await;
+            },
+            Some(Duration::from_secs(2)),
+        );
+        let server = tokio::spawn(server);
+        shutdown.await;
+        tracing::info!("shutting down: no new work; finishing in-flight runs");
+        let _ = stop_tx.send(());
+        let (_, served) = tokio::join!(workers.shutdown(), server);
+        match served {
+            Ok(Err(e)) => tracing::warn!(error.message = %e, "http server stopped with an error"),
+            Err(e) => tracing::warn!(error.message = %e, "http server task failed"),
+            Ok(Ok(())) => {}
+        }
+        if let Err(e) = engine::release_node_runs(&self.state.engine).await {
+            tracing::warn!(error.message = %e, "could not release in-flight runs; their leases will expire");
+        }
+        self.state.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+            tracing::info!("private Postgres stopped");
+        }
+        Ok(())
+    }
+}
+
+/// Reads `<data_dir>/admin-token`, creating it (mode 0600) with a random token
+/// on first start. Logs the path, never the token.
+fn load_or_create_token(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            tracing::info!(path = %path.display(), "admin token read from file");
+            return Ok(SecretString::from(text.trim().to_owned()));
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated an admin token; it is stored in this file (mode 0600)");
+    Ok(SecretString::from(token))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

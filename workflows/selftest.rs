@@ -1,0 +1,105 @@
+//! Self-test workflows, registered only with `RELEVO_ENABLE_TEST_WORKFLOWS=1`.
+//! The crash tests drive them through the real binary, and `just bench-engine`
+//! measures the engine with them. Each step body logs a row in
+//! `selftest.effects`, so a test can count how often a body really ran.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::engine::{Registry, RunCtx, StepError, Workflow};
+
+pub fn register(registry: Registry) -> Registry {
+    registry.register(Steps).register(Bench)
+}
+
+/// `selftest.steps`: `steps` plain steps, each logging its effect outside the
+/// checkpoint transaction (so a re-executed body would show), with an optional
+/// pause between steps and an optional durable timer after the first step.
+pub struct Steps;
+
+#[derive(Serialize, Deserialize)]
+pub struct StepsInput {
+    #[serde(default = "three")]
+    pub steps: u32,
+    /// Pause after each step, outside any step (a crash here is "between steps").
+    #[serde(default)]
+    pub pause_ms: u64,
+    /// Sleep on a durable timer for this long after the first step.
+    #[serde(default)]
+    pub timer_ms: Option<u64>,
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl Workflow for Steps {
+    const NAME: &'static str = "selftest.steps";
+    type Input = StepsInput;
+
+    fn ordering_key(input: &StepsInput) -> Option<String> {
+        input.key.clone()
+    }
+
+    async fn run(&self, ctx: &mut RunCtx, input: StepsInput) -> Result<(), StepError> {
+        let pool = ctx.pool().clone();
+        for i in 1..=input.steps {
+            let name = format!("step-{i}");
+            let p = pool.clone();
+            ctx.step(&name, |info| async move { log_effect(&p, info.run_id, &info.step).await })
+                .await?;
+            if i == 1 {
+                if let Some(ms) = input.timer_ms {
+                    ctx.sleep_for("timer", Duration::from_millis(ms)).await?;
+                    let pool = pool.clone();
+                    ctx.step("after-timer", |info| async move { log_effect(&pool, info.run_id, &info.step).await })
+                        .await?;
+                }
+            }
+            if input.pause_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(input.pause_ms)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `selftest.bench`: three database steps, each writing one row together with
+/// its checkpoint (the `just bench-engine` workload).
+pub struct Bench;
+
+impl Workflow for Bench {
+    const NAME: &'static str = "selftest.bench";
+    type Input = serde_json::Value;
+
+    async fn run(&self, ctx: &mut RunCtx, _input: serde_json::Value) -> Result<(), StepError> {
+        for step in ["one", "two", "three"] {
+            ctx.tx_step(step, |tx, info| {
+                Box::pin(async move {
+                    sqlx::query("insert into selftest.effects (run_id, step) values ($1, $2)")
+                        .bind(info.run_id)
+                        .bind(&info.step)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn log_effect(pool: &PgPool, run_id: Uuid, step: &str) -> Result<(), StepError> {
+    sqlx::query("insert into selftest.effects (run_id, step) values ($1, $2)")
+        .bind(run_id)
+        .bind(step)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
