@@ -19,6 +19,8 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     /// `RELEVO_PG_BIN`: directory holding `initdb`, `pg_ctl`, `postgres`.
     pub pg_bin: Option<PathBuf>,
+    /// `RELEVO_DB_POOL_SIZE` (default 40): connections this process may open.
+    pub db_pool_size: u32,
     /// Engine knobs.
     pub engine: EngineSettings,
     /// `RELEVO_ENABLE_TEST_WORKFLOWS=1` registers the self-test workflows used by
@@ -101,6 +103,7 @@ impl Settings {
             })?,
             admin_token: get("RELEVO_ADMIN_TOKEN").map(SecretString::from),
             pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
+            db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
             engine,
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),

@@ -101,7 +101,9 @@ impl PrivateCluster {
 
     /// A `postgres://` URL for the given database (for `psql`, `pgbench`, child processes).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{ROLE}@/{database}?host={}", self.data.display())
+        // A percent-encoded socket directory as host: understood by sqlx and libpq.
+        let host = self.data.to_string_lossy().replace('%', "%25").replace('/', "%2F");
+        format!("postgres://{ROLE}@{host}/{database}")
     }
 
     /// The socket directory, which is also the data directory.

@@ -53,7 +53,7 @@ pub async fn open(settings: &Settings) -> Result<Database, Error> {
             (cluster.connect_options("relevo"), Some(cluster))
         }
     };
-    let pool = pool(options.clone(), 40).await?;
+    let pool = pool(options.clone(), settings.db_pool_size).await?;
     Ok(Database {
         pool,
         options,

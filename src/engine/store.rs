@@ -69,6 +69,11 @@ pub async fn insert_run_using(
     input: &Value,
     trigger_event_id: Option<Uuid>,
 ) -> Result<()> {
+    if let Some(key) = key {
+        // Serialises creations of one key until commit, so `seq` order is the
+        // order in which runs of the key become visible (creation order).
+        lock_key_using(conn, key).await?;
+    }
     sqlx::query(
         "insert into engine.runs (id, workflow, workflow_version, ordering_key, input, trigger_event_id)
          values ($1, $2, $3, $4, $5, $6)",

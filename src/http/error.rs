@@ -95,19 +95,33 @@ impl From<crate::engine::Error> for ApiError {
 }
 
 /// Whether an error chain means "database unreachable" (connection refused,
-/// pool timeout, broken connection) rather than a fault in our SQL.
+/// pool timeout, connection killed, database not accepting connections) rather
+/// than a fault in our SQL.
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(sqlx_err) = err.downcast_ref::<sqlx::Error>() {
-            return matches!(
-                sqlx_err,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-            ) || matches!(sqlx_err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")));
+        if let Some(e) = err.downcast_ref::<sqlx::Error>() {
+            return sqlx_unavailable(e);
+        }
+        // `#[error(transparent)]` wrappers skip the sqlx error in `source()`.
+        if let Some(crate::engine::Error::Database(e)) = err.downcast_ref::<crate::engine::Error>() {
+            return sqlx_unavailable(e);
         }
         cur = err.source();
     }
     false
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+        // 08: connection exception, 57P: operator intervention (shutdown,
+        // terminated), 55000: database not accepting connections, 53300: too many.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "55000" || c == "53300"),
+        _ => false,
+    }
 }
 
 /// Turns any error poem produces (routing, parsing, auth) into the JSON shape.

@@ -1,0 +1,9 @@
+//! Integration tests: a real Postgres (one private cluster per test binary, one
+//! database per test), the real HTTP app, and the real binary for crash tests.
+
+mod helpers;
+
+mod crash;
+mod engine_guarantees;
+mod http_surface;
+mod ops;
