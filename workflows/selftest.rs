@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::engine::{Registry, RunCtx, StepError, Workflow};
+use crate::engine::{Registry, RetryPolicy, RunCtx, StepError, Workflow};
 
 pub fn register(registry: Registry) -> Registry {
     registry.register(Steps).register(Bench)
@@ -32,6 +32,10 @@ pub struct StepsInput {
     pub timer_ms: Option<u64>,
     #[serde(default)]
     pub key: Option<String>,
+    /// Abort the whole process inside this step, after logging its effect: a
+    /// poison run for the orphan-loop regression test.
+    #[serde(default)]
+    pub abort_in_step: Option<u32>,
 }
 
 fn three() -> u32 {
@@ -46,13 +50,28 @@ impl Workflow for Steps {
         input.key.clone()
     }
 
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(5),
+        }
+    }
+
     async fn run(&self, ctx: &mut RunCtx, input: StepsInput) -> Result<(), StepError> {
         let pool = ctx.pool().clone();
         for i in 1..=input.steps {
             let name = format!("step-{i}");
             let p = pool.clone();
-            ctx.step(&name, |info| async move { log_effect(&p, info.run_id, &info.step).await })
-                .await?;
+            let abort = input.abort_in_step == Some(i);
+            ctx.step(&name, |info| async move {
+                log_effect(&p, info.run_id, &info.step).await?;
+                if abort {
+                    std::process::abort();
+                }
+                Ok(())
+            })
+            .await?;
             if i == 1 {
                 if let Some(ms) = input.timer_ms {
                     ctx.sleep_for("timer", Duration::from_millis(ms)).await?;

@@ -1,1 +1,167 @@
-//! Crash tests (real binary).
+//! Guarantees 5 and 10 with the real `relevo` binary: SIGKILL between steps,
+//! a run that keeps killing its process, and two nodes on one database.
+
+use std::{process::Stdio, time::Duration};
+
+use relevo::{engine::Registry, workflows::selftest};
+use serde_json::json;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// Starts `relevo serve` on `db` with fast engine timings and the self-test flows.
+fn start_node(db: &TestDb) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("RELEVO_ADDR", "127.0.0.1:0")
+        .env("RELEVO_ADMIN_TOKEN", TOKEN)
+        .env("RELEVO_ENABLE_TEST_WORKFLOWS", "1")
+        .env("RELEVO_LEASE_SECS", "2")
+        .env("RELEVO_HEARTBEAT_SECS", "1")
+        .env("RELEVO_MISSED_HEARTBEATS", "2")
+        .env("RELEVO_POLL_MS", "200")
+        .env("RELEVO_DB_POOL_SIZE", "10")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("relevo binary starts")
+}
+
+fn engine(db: &TestDb) -> relevo::engine::Engine {
+    relevo::engine::Engine::new(db.pool.clone(), selftest::register(Registry::new()), fast_engine())
+}
+
+async fn start_run(db: &TestDb, input: serde_json::Value) -> Uuid {
+    let mut tx = db.pool.begin().await.unwrap();
+    let id = engine(db).start_by_name_using(&mut tx, "selftest.steps", &input, None).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn effects(db: &TestDb, id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("select step from selftest.effects where run_id = $1 order by id")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_killed_between_two_steps_resumes_and_runs_each_step_once() {
+    // Arrange
+    let db = TestDb::new().await;
+    let mut node = start_node(&db);
+    let id = start_run(&db, json!({"steps": 3, "pause_ms": 3000})).await;
+    wait_for("step-1 to complete", Duration::from_secs(30), || async {
+        (effects(&db, id).await == ["step-1"]).then_some(())
+    })
+    .await;
+
+    // Act: SIGKILL while the run pauses between step-1 and step-2, then restart.
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    assert_eq!(run_status(&db.pool, id).await, "running", "killed mid-run");
+    let mut node = start_node(&db);
+    wait_status(&db.pool, id, "succeeded", Duration::from_secs(60)).await;
+
+    // Assert
+    assert_eq!(effects(&db, id).await, vec!["step-1", "step-2", "step-3"]);
+    let outcomes: Vec<Option<String>> =
+        sqlx::query_scalar("select outcome from engine.run_attempts where run_id = $1 order by fence")
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, vec![Some("crashed".into()), Some("succeeded".into())]);
+    node.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn a_run_that_keeps_killing_its_process_fails_after_max_attempts() {
+    // apalis re-enqueues orphaned jobs without checking max_attempts: without
+    // the engine's crash count this run would kill every restart forever.
+    let db = TestDb::new().await;
+    let id = start_run(&db, json!({"steps": 2, "abort_in_step": 1})).await;
+
+    let mut deaths = 0;
+    while run_status(&db.pool, id).await != "failed" {
+        assert!(deaths <= 3, "more process deaths than the policy's 3 attempts");
+        let mut node = start_node(&db);
+        let exited = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(status) = node.try_wait().unwrap() {
+                    return Some(status);
+                }
+                if run_status(&db.pool, id).await == "failed" {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the node neither crashed nor failed the run");
+        match exited {
+            Some(_) => deaths += 1,
+            None => node.start_kill().unwrap(),
+        }
+    }
+
+    assert_eq!(deaths, 3);
+    assert_eq!(effects(&db, id).await.len(), 3, "the poison step ran once per allowed attempt");
+    let detail = relevo::engine::ops::show(&db.pool, id).await.unwrap();
+    assert_eq!(detail.run.last_error_kind.as_deref(), Some("crashed"));
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_execute_each_of_1000_runs_once() {
+    // Arrange
+    let db = TestDb::new().await;
+    let mut a = start_node(&db);
+    let mut b = start_node(&db);
+    let engine = engine(&db);
+
+    // Act
+    let mut tx = db.pool.begin().await.unwrap();
+    for _ in 0..1000 {
+        engine
+            .start_by_name_using(&mut tx, "selftest.steps", &json!({"steps": 2}), None)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    wait_for("1000 runs to succeed", Duration::from_secs(180), || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from engine.runs where status = 'succeeded'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (n == 1000).then_some(())
+    })
+    .await;
+
+    // Assert
+    let (runs, effects, attempts, workers): (i64, i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from engine.runs),
+                (select count(*) from selftest.effects),
+                (select count(*) from engine.run_attempts),
+                (select count(distinct worker) from engine.run_attempts)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((runs, effects, attempts), (1000, 2000, 1000), "every step body ran exactly once");
+    assert_eq!(workers, 2, "both nodes took work");
+    let doubled: i64 = sqlx::query_scalar(
+        "select count(*) from (select run_id, step from selftest.effects group by 1, 2 having count(*) > 1) d",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(doubled, 0);
+    a.start_kill().unwrap();
+    b.start_kill().unwrap();
+}

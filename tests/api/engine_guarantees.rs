@@ -540,6 +540,7 @@ async fn a_durable_timer_survives_a_restart() {
         pause_ms: 0,
         timer_ms: Some(3_000),
         key: None,
+        abort_in_step: None,
     };
     let started = Utc::now();
     let id = app.engine.start::<relevo::workflows::selftest::Steps>(&input).await.unwrap();

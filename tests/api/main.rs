@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod apalis_pitfalls;
 mod crash;
 mod engine_guarantees;
 mod http_surface;

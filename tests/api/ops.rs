@@ -16,6 +16,7 @@ fn steps(n: u32, key: Option<&str>) -> StepsInput {
         pause_ms: 0,
         timer_ms: None,
         key: key.map(str::to_owned),
+        abort_in_step: None,
     }
 }
 
