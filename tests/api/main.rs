@@ -7,4 +7,5 @@ mod apalis_pitfalls;
 mod crash;
 mod engine_guarantees;
 mod http_surface;
+mod lifecycle;
 mod ops;

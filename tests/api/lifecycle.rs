@@ -1,0 +1,124 @@
+//! The binary's own lifecycle: private Postgres on first start, reuse after
+//! SIGKILL, recovery from a stale postmaster.pid, generated admin token, and a
+//! graceful SIGTERM that stops Postgres and exits 0 within 10 s.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn serve(data_dir: &Path, port: u16, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .env_remove("DATABASE_URL")
+        .env_remove("RELEVO_ADMIN_TOKEN")
+        .env("RELEVO_DATA_DIR", data_dir)
+        .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
+        .env("RELEVO_DB_POOL_SIZE", "5")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(port: u16) {
+    let client = reqwest::Client::new();
+    wait_for("the service to be ready", Duration::from_secs(60), || {
+        let client = client.clone();
+        async move {
+            let resp = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        }
+    })
+    .await
+}
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("pg/postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only probes for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[tokio::test]
+async fn the_private_cluster_survives_sigkill_and_stops_on_sigterm() {
+    let dir = tempfile::Builder::new()
+        .prefix("life")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let data = dir.path().join("d");
+    let log = dir.path().join("relevo.log");
+    let port = free_port();
+
+    // First start: cluster created, token generated (0600), path logged, token not.
+    let mut node = serve(&data, port, &log);
+    wait_ready(port).await;
+    let token_file = data.join("admin-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let first_pg = postmaster_pid(&data).expect("private Postgres runs");
+
+    // SIGKILL: Postgres outlives us; the next start adopts it.
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    assert!(alive(first_pg));
+    let mut node = serve(&data, port, &log);
+    wait_ready(port).await;
+    assert_eq!(postmaster_pid(&data), Some(first_pg), "reused, not a second postmaster");
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/runs"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the stored token is reused");
+
+    // Both die hard: a stale postmaster.pid must not stop the next start.
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    // SAFETY: plain kill(2) of the cluster we started.
+    unsafe { libc::kill(first_pg, libc::SIGKILL) };
+    wait_for("the old postmaster to die", Duration::from_secs(10), || async {
+        (!alive(first_pg)).then_some(())
+    })
+    .await;
+    let mut node = serve(&data, port, &log);
+    wait_ready(port).await;
+    let second_pg = postmaster_pid(&data).unwrap();
+    assert_ne!(second_pg, first_pg);
+
+    // SIGTERM: exit 0 within 10 s, Postgres stopped.
+    let started = Instant::now();
+    // SAFETY: plain kill(2) of our child.
+    unsafe { libc::kill(node.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(10), node.wait())
+        .await
+        .expect("exits within 10 s")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // pg_ctl returns once postmaster.pid is gone; the process ends just after.
+    wait_for("private Postgres to stop", Duration::from_secs(5), || async {
+        (!alive(second_pg)).then_some(())
+    })
+    .await;
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("admin-token"), "the token's path is logged");
+    assert!(!logged.contains(token.trim()), "the token itself never is");
+}
