@@ -111,8 +111,8 @@ impl RunCtx {
 
     /// Runs `body` inside a transaction that also writes the step's checkpoint:
     /// its database effect and the checkpoint commit together or not at all
-    /// (exactly-once). The transaction first re-checks the fence, so a worker
-    /// that lost the run can never commit an effect.
+    /// (exactly-once). The checkpoint is fenced, so a worker that lost the run
+    /// can never commit an effect.
     pub async fn tx_step<T, F>(&mut self, name: &str, body: F) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned + Send,
@@ -124,14 +124,6 @@ impl RunCtx {
         self.current_step = Some(name.to_owned());
         let started = Utc::now();
         let mut tx = self.pool.begin().await?;
-        // Lock the run row first: a takeover (new claim) waits for this commit,
-        // and a stale fence stops us before the effect.
-        if !store::renew_lease_using(&mut tx, self.run_id, self.fence, self.lease)
-            .await
-            .map_err(engine_error)?
-        {
-            return Err(Interrupt::LostLease.into());
-        }
         let value = body(&mut tx, self.info(name)).await?;
         let output = encode(name, &value)?;
         let kept = store::checkpoint_using(
@@ -139,6 +131,9 @@ impl RunCtx {
         )
         .await
         .map_err(engine_error)?;
+        // The checkpoint's fenced update locks the run row until commit, so no
+        // takeover can slip between the fence check and the commit; a lost fence
+        // drops the transaction and the effect with it.
         if kept {
             tx.commit().await?;
         }

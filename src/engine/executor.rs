@@ -25,6 +25,8 @@ struct Claimed {
 
 const TERMINAL: &[&str] = &["succeeded", "failed", "cancelled"];
 
+type Steps = std::collections::HashMap<String, store::StoredStep>;
+
 impl Engine {
     /// Handles one queue job. Returns `Err` only when the database failed; every
     /// workflow outcome is recorded in the run itself.
@@ -48,10 +50,26 @@ impl Engine {
         self.settle(&claimed, outcome, step, flow.retry_policy()).await
     }
 
-    async fn claim(
-        &self,
-        job: WakeJob,
-    ) -> Result<Option<(Claimed, serde_json::Value, std::collections::HashMap<String, store::StoredStep>)>> {
+    /// Claims the run in one round trip (`engine.claim_run`); falls back to
+    /// `claim_slow` when the lease is held elsewhere or a crash must be counted.
+    async fn claim(&self, job: WakeJob) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
+        let fast = store::claim_fast(self.pool(), job, self.node(), self.settings().lease).await?;
+        match fast {
+            store::FastClaim::Claimed { workflow, key, input, fence, failures, steps } => {
+                if self.registry().get(&workflow).is_none() {
+                    // Cannot happen: a worker only serves registered workflows' queues.
+                    tracing::error!(workflow.run_id = %job.run_id, workflow.name = %workflow, "claimed an unregistered workflow");
+                    return Ok(None);
+                }
+                let claimed = Claimed { id: job.run_id, workflow, key, fence, failures };
+                Ok(Some((claimed, input, steps)))
+            }
+            store::FastClaim::Skip => Ok(None),
+            store::FastClaim::SlowPath => self.claim_slow(job).await,
+        }
+    }
+
+    async fn claim_slow(&self, job: WakeJob) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
         let mut tx = self.pool().begin().await?;
         let Some(key) = store::ordering_key_of(&mut tx, job.run_id).await? else {
             return Ok(None);
@@ -133,6 +151,13 @@ impl Engine {
                 message: Some(e.to_string()),
             },
         };
+        if outcome.is_ok() && run.key.is_none() {
+            // The common case in one statement: run succeeded, attempt closed.
+            if store::succeed_unkeyed(self.pool(), run.id, run.fence, run.failures).await? {
+                return Ok(());
+            }
+            return self.record_lost_lease(run, step).await;
+        }
         let mut tx = self.pool().begin().await?;
         let (kept, attempt_outcome) = match outcome {
             Ok(()) => (self.finish(&mut tx, run, "succeeded", run.failures, &error).await?, "succeeded"),
@@ -164,15 +189,19 @@ impl Engine {
             tx.commit().await?;
         } else {
             tx.rollback().await?;
-            let lost = ErrorRecord {
-                kind: Some("lost_lease".into()),
-                step,
-                message: Some("another attempt took over the run, or it was cancelled".into()),
-            };
-            let mut conn = self.pool().acquire().await?;
-            store::end_attempt_using(&mut conn, run.id, run.fence, "lost_lease", &lost).await?;
+            self.record_lost_lease(run, step).await?;
         }
         Ok(())
+    }
+
+    async fn record_lost_lease(&self, run: &Claimed, step: Option<String>) -> Result<()> {
+        let lost = ErrorRecord {
+            kind: Some("lost_lease".into()),
+            step,
+            message: Some("another attempt took over the run, or it was cancelled".into()),
+        };
+        let mut conn = self.pool().acquire().await?;
+        store::end_attempt_using(&mut conn, run.id, run.fence, "lost_lease", &lost).await
     }
 
     async fn finish(
@@ -187,6 +216,7 @@ impl Engine {
             store::lock_key_using(tx, key).await?;
         }
         let kept = store::finish_using(tx, run.id, run.fence, status, failures, error).await?;
+        // (The unkeyed success path does not come here: see `settle`.)
         if kept {
             if let Some(key) = &run.key {
                 store::wake_next_of_key_using(tx, key).await?;

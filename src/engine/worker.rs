@@ -46,6 +46,9 @@ impl Workers {
                     .backend(storage)
                     .data(engine.clone())
                     .concurrency(s.concurrency)
+                    // Each run on its own tokio task, so runs use every core
+                    // instead of sharing the worker's task.
+                    .parallelize(tokio::spawn)
                     .build(handle_wake)
             });
         }

@@ -1,0 +1,181 @@
+//! `just bench-engine`: engine throughput against plain apalis-postgres, on the
+//! same database in the same invocation.
+//!
+//! Baseline: N no-op apalis jobs drained by one worker with the engine's worker
+//! settings. Engine: N runs of `selftest.bench` (three database steps, each
+//! writing one row with its checkpoint), each created in its own transaction
+//! as a webhook would. Prints jobs/s, runs/s, and Postgres commits per run
+//! (`pg_stat_database.xact_commit` deltas, creation included).
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage};
+use clap::Parser;
+use relevo::{
+    config::EngineSettings,
+    db::{self, cluster::Options, PrivateCluster},
+    engine::{Engine, Registry, Workers},
+    workflows::selftest,
+};
+use sqlx::{postgres::PgConnectOptions, PgPool};
+
+#[derive(Parser)]
+struct Args {
+    /// Runs (and baseline jobs).
+    #[arg(long, default_value_t = 10_000)]
+    runs: usize,
+    /// Worker concurrency and batch size, for both the baseline and the engine.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Use this database instead of a private fsync-on cluster in target/bench-pg.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (options, cluster) = match &args.database_url {
+        Some(url) => (url.parse::<PgConnectOptions>()?, None),
+        None => {
+            let dir = std::path::PathBuf::from("target/bench-pg");
+            let cluster = PrivateCluster::start(&dir, None, &Options::default())?;
+            db::create_database_if_missing(&cluster.connect_options("postgres"), "bench").await?;
+            (cluster.connect_options("bench"), Some(cluster))
+        }
+    };
+    let setup = db::pool(options.clone(), 4).await?;
+    db::migrate(&setup).await?;
+    sqlx::query("truncate engine.runs cascade").execute(&setup).await?;
+    sqlx::query("truncate selftest.effects").execute(&setup).await?;
+    sqlx::query("delete from apalis.jobs").execute(&setup).await?;
+    sqlx::query("delete from apalis.workers").execute(&setup).await?;
+    sqlx::query("vacuum analyze").execute(&setup).await?;
+    setup.close().await;
+
+    let settings = EngineSettings {
+        concurrency: args.concurrency,
+        batch_size: args.concurrency,
+        ..EngineSettings::default()
+    };
+    println!(
+        "workload: {} runs/jobs; worker concurrency {} batch {}; fsync on",
+        args.runs, settings.concurrency, settings.batch_size
+    );
+
+    let baseline = bench_apalis_noop(&options, &settings, args.runs).await?;
+    println!("apalis_noop_jobs_per_sec={baseline:.0}");
+    let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs).await?;
+    println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
+    println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
+    println!("commits_per_run={commits_per_run:.1}");
+    if let Some(cluster) = cluster {
+        cluster.stop()?;
+    }
+    Ok(())
+}
+
+async fn bench_apalis_noop(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<f64> {
+    let pool = db::pool(options.clone(), 40).await?;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| TaskBuilder::new(serde_json::to_vec(&i).unwrap()).build())
+        .collect();
+    let mut conn = pool.acquire().await?;
+    apalis_postgres::queries::push_tasks(&mut *conn, "bench.noop", tasks).await?;
+    drop(conn);
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let config = Config::default()
+        .queue("bench.noop")
+        .batch_size(s.batch_size)
+        .heartbeat_interval(s.heartbeat)
+        .lock_tasks(false);
+    let storage = PostgresStorage::<usize>::new(&pool)
+        .with_config(config)
+        .with_pubsub()
+        .poll_with_interval(s.poll_interval);
+    let counter = done.clone();
+    let worker = WorkerBuilder::new(format!("bench-noop-{}", std::process::id()))
+        .backend(storage)
+        .data(counter)
+        .concurrency(s.concurrency)
+        .build(|_: usize, done: Data<Arc<AtomicUsize>>| async move {
+            done.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, BoxDynError>(())
+        });
+    let started = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+        Ok::<_, std::io::Error>(())
+    }));
+    while done.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    pool.close().await;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<(f64, f64)> {
+    let observer = db::pool(options.clone(), 1).await?;
+    let commits_before = xact_commit(&observer).await?;
+    let pool = db::pool(options.clone(), 40).await?;
+    let engine = Engine::new(pool.clone(), Registry::new().register(selftest::Bench), s.clone());
+
+    // Creation: one transaction per run, 32 at a time, as ingest would.
+    let created = Arc::new(AtomicUsize::new(0));
+    let creators: Vec<_> = (0..32)
+        .map(|_| {
+            let (engine, created) = (engine.clone(), created.clone());
+            tokio::spawn(async move {
+                while created.fetch_add(1, Ordering::Relaxed) < n {
+                    engine.start::<selftest::Bench>(&serde_json::json!({})).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in creators {
+        c.await?;
+    }
+
+    let started = Instant::now();
+    let workers = Workers::start(engine.clone());
+    let mut polls = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        polls += 1;
+        let succeeded: i64 = sqlx::query_scalar("select count(*) from engine.runs where status = 'succeeded'")
+            .fetch_one(&observer)
+            .await?;
+        if succeeded as usize >= n {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    workers.shutdown().await;
+    pool.close().await;
+    // Backends flush their statistics when they exit.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let commits = xact_commit(&observer).await? - commits_before - polls as i64 - 1;
+    let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&observer).await?;
+    anyhow::ensure!(rows as usize == 3 * n, "expected {} step rows, found {rows}", 3 * n);
+    observer.close().await;
+    Ok((n as f64 / elapsed.as_secs_f64(), commits as f64 / n as f64))
+}
+
+async fn xact_commit(pool: &PgPool) -> anyhow::Result<i64> {
+    sqlx::query("select pg_stat_force_next_flush()").execute(pool).await.ok();
+    Ok(sqlx::query_scalar("select xact_commit from pg_stat_database where datname = current_database()")
+        .fetch_one(pool)
+        .await?)
+}
