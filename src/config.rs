@@ -45,6 +45,8 @@ pub struct EngineSettings {
     pub missed_heartbeats: usize,
     /// `RELEVO_POLL_MS` (default 1000): poll interval that backs up LISTEN/NOTIFY.
     pub poll_interval: Duration,
+    /// `RELEVO_RETAIN_SUCCEEDED_HOURS` / `RELEVO_RETAIN_FAILED_HOURS`.
+    pub retention: crate::engine::retention::Retention,
 }
 
 impl Default for EngineSettings {
@@ -56,6 +58,7 @@ impl Default for EngineSettings {
             heartbeat: Duration::from_secs(2),
             missed_heartbeats: 5,
             poll_interval: Duration::from_millis(1000),
+            retention: Default::default(),
         }
     }
 }
@@ -86,6 +89,10 @@ impl Settings {
             heartbeat: Duration::from_secs(parse(&get, "RELEVO_HEARTBEAT_SECS", 2u64)?),
             missed_heartbeats: parse(&get, "RELEVO_MISSED_HEARTBEATS", defaults.missed_heartbeats)?,
             poll_interval: Duration::from_millis(parse(&get, "RELEVO_POLL_MS", 1000u64)?),
+            retention: crate::engine::retention::Retention {
+                succeeded: Duration::from_secs(3600 * parse(&get, "RELEVO_RETAIN_SUCCEEDED_HOURS", 168u64)?),
+                failed: Duration::from_secs(3600 * parse(&get, "RELEVO_RETAIN_FAILED_HOURS", 720u64)?),
+            },
         };
         if engine.concurrency == 0 || engine.batch_size < engine.concurrency {
             return Err(Error {

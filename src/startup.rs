@@ -77,6 +77,11 @@ impl Application {
     /// Postgres. Bounded well under 10 s.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let workers = Workers::start(self.state.engine.clone());
+        let retention = engine::retention::spawn(
+            self.state.pool.clone(),
+            self.state.engine.settings().retention,
+            Duration::from_secs(600),
+        );
         let names: Vec<_> = self.state.engine.registry().names().collect();
         tracing::info!(addr = %self.local_addr, workflows = ?names, "relevo is serving");
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -92,6 +97,7 @@ impl Application {
         shutdown.await;
         tracing::info!("shutting down: no new work; finishing in-flight runs");
         let _ = stop_tx.send(());
+        retention.abort();
         let (_, served) = tokio::join!(workers.shutdown(), server);
         match served {
             Ok(Err(e)) => tracing::warn!(error.message = %e, "http server stopped with an error"),

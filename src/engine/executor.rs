@@ -41,12 +41,21 @@ impl Engine {
             .expect("claim only returns registered workflows");
         let mut ctx = RunCtx::new(self.pool().clone(), claimed.id, claimed.fence, self.settings().lease, steps);
         let renewer = self.spawn_lease_renewer(claimed.id, claimed.fence);
+        let started = std::time::Instant::now();
         let outcome = AssertUnwindSafe(flow.run(&mut ctx, input))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(StepError::transient(format!("step panicked: {}", panic_message(&panic)))));
         renewer.abort();
         let step = ctx.current_step().map(str::to_owned);
+        let kind = match &outcome {
+            Ok(()) => "succeeded",
+            Err(e) => e.kind(),
+        };
+        metrics::counter!("relevo_run_attempts_total", "workflow" => claimed.workflow.clone(), "outcome" => kind)
+            .increment(1);
+        metrics::histogram!("relevo_run_attempt_seconds", "workflow" => claimed.workflow.clone())
+            .record(started.elapsed().as_secs_f64());
         self.settle(&claimed, outcome, step, flow.retry_policy()).await
     }
 

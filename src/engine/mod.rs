@@ -11,6 +11,7 @@ mod ctx;
 mod error;
 mod executor;
 pub mod ops;
+pub mod retention;
 mod retry;
 pub mod store;
 mod worker;

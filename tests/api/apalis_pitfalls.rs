@@ -124,3 +124,32 @@ async fn a_live_run_whose_job_is_re_enqueued_is_not_executed_twice() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the step body ran once");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn workers_recover_after_every_database_connection_is_killed() {
+    // apalis-notes "outage": a Postgres restart wedged a pubsub worker for >75 s.
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::workflows::selftest::register(Registry::new())).await;
+    let start = |engine: relevo::engine::Engine| async move {
+        let mut tx = engine.pool().begin().await.unwrap();
+        let id = engine
+            .start_by_name_using(&mut tx, "selftest.steps", &json!({"steps": 1}), None)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    let first = start(app.engine.clone()).await;
+    wait_status(&db.pool, first, "succeeded", Duration::from_secs(20)).await;
+
+    admin_execute(format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{}'",
+        db.name
+    ))
+    .await;
+    let db_pool = relevo::db::pool(db.options.clone(), 2).await.unwrap();
+    let second = start(app.engine.clone()).await;
+
+    wait_status(&db_pool, second, "succeeded", Duration::from_secs(30)).await;
+    app.stop().await;
+}

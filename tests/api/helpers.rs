@@ -135,6 +135,7 @@ pub fn fast_engine() -> EngineSettings {
         heartbeat: Duration::from_secs(1),
         missed_heartbeats: 2,
         poll_interval: Duration::from_millis(200),
+        retention: Default::default(),
     }
 }
 

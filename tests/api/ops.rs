@@ -265,3 +265,33 @@ async fn the_cli_lists_shows_retries_and_cancels_runs() {
     assert!(ok && out.contains("\"retried\": 0"), "{out}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retention_prunes_old_successes_and_keeps_failures_longer() {
+    use relevo::engine::retention::{prune, Retention};
+    let db = TestDb::new().await;
+    let engine = relevo::engine::Engine::new(db.pool.clone(), selftest::register(Registry::new()), fast_engine());
+    let mut ids = vec![];
+    for _ in 0..4 {
+        ids.push(engine.start::<Steps>(&steps(1, None)).await.unwrap());
+    }
+    // old success, recent success, old-ish failure, running
+    for (id, status, age_h) in [(ids[0], "succeeded", 200), (ids[1], "succeeded", 1), (ids[2], "failed", 200)] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "update engine.runs set status = '{status}', finished_at = now() - interval '{age_h} hours' where id = $1"
+        )))
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+
+    let pruned = prune(&db.pool, Retention::default()).await.unwrap();
+
+    assert_eq!(pruned.runs, 1);
+    let left: Vec<uuid::Uuid> = sqlx::query_scalar("select id from engine.runs order by id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ids[1..].to_vec());
+}
