@@ -32,6 +32,8 @@ impl Application {
     /// Opens the database (starting the private cluster if needed), migrates,
     /// resolves the admin token and binds the listener.
     pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        // Install the recorder before anything records a metric.
+        crate::telemetry::metrics();
         let database = db::open(&settings).await?;
         db::migrate(&database.pool).await?;
         let admin_token = match &settings.admin_token {

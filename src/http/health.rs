@@ -52,11 +52,12 @@ impl HealthApi {
     /// Prometheus metrics (text exposition format).
     #[oai(path = "/metrics", method = "get", operation_id = "metrics.scrape")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
+        let handle = crate::telemetry::metrics();
         if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), ops::stats(&state.pool)).await {
             for s in stats {
                 crate::telemetry::record_workflow_stats(&s);
             }
         }
-        PlainText(crate::telemetry::metrics().render())
+        PlainText(handle.render())
     }
 }

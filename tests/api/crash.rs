@@ -43,14 +43,6 @@ async fn start_run(db: &TestDb, input: serde_json::Value) -> Uuid {
     id
 }
 
-async fn effects(db: &TestDb, id: Uuid) -> Vec<String> {
-    sqlx::query_scalar("select step from selftest.effects where run_id = $1 order by id")
-        .bind(id)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_run_killed_between_two_steps_resumes_and_runs_each_step_once() {
     // Arrange

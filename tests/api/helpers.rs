@@ -228,3 +228,12 @@ pub async fn wait_status(pool: &PgPool, id: uuid::Uuid, status: &str, limit: Dur
     })
     .await
 }
+
+/// The step names logged by the self-test workflows for a run, in order.
+pub async fn effects(db: &TestDb, id: uuid::Uuid) -> Vec<String> {
+    sqlx::query_scalar("select step from selftest.effects where run_id = $1 order by id")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
