@@ -1,0 +1,2 @@
+//! HighLevel (LeadConnector).
+pub mod verify;

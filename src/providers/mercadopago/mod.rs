@@ -1,0 +1,2 @@
+//! Mercado Pago.
+pub mod verify;

@@ -1,0 +1,74 @@
+//! Provider protocols: signature verification (pure functions), typed
+//! payloads, and API clients. Facts in `../shared/providers.md`.
+
+pub mod highlevel;
+pub mod mercadopago;
+pub mod stripe;
+pub mod whatsapp;
+
+use subtle::ConstantTimeEq;
+
+/// A value whose origin was proven by a signature check. Only the verifiers
+/// in this module tree can build one.
+#[derive(Debug, Clone)]
+pub struct Verified<T>(T);
+
+impl<T> Verified<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Why a webhook was refused before anything was stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("malformed {0} header")]
+    MalformedHeader(&'static str),
+    #[error("signature does not match")]
+    BadSignature,
+    #[error("timestamp outside the allowed window")]
+    StaleTimestamp,
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+}
+
+impl VerifyError {
+    /// Signature problems are 401; a signed body that is not JSON is 400.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, Self::InvalidJson(_))
+    }
+}
+
+/// Constant-time equality of two byte strings, length checked first.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Lowercase hex HMAC-SHA256.
+pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Compares a received hex signature with the expected one; accepts either case.
+pub(crate) fn hex_sig_matches(expected_lower_hex: &str, received: &str) -> bool {
+    received.len() == expected_lower_hex.len()
+        && ct_eq(expected_lower_hex.as_bytes(), received.to_ascii_lowercase().as_bytes())
+}

@@ -1,0 +1,2 @@
+//! Stripe.
+pub mod verify;

@@ -1,0 +1,2 @@
+//! Meta WhatsApp Cloud API.
+pub mod verify;
