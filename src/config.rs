@@ -23,9 +23,32 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Engine knobs.
     pub engine: EngineSettings,
+    /// Inbound webhook receivers.
+    pub webhooks: WebhookSettings,
     /// `RELEVO_ENABLE_TEST_WORKFLOWS=1` registers the self-test workflows used by
     /// the crash tests and the engine benchmark. Off in production.
     pub enable_test_workflows: bool,
+}
+
+/// Secrets and limits of the webhook receivers. A provider whose secret is
+/// unset answers 503 `provider_not_configured`; the others keep working.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// `STRIPE_WEBHOOK_SECRET`: comma-separated `whsec_…` (several during rotation).
+    pub stripe_secrets: Vec<SecretString>,
+    /// `MERCADOPAGO_WEBHOOK_SECRET`.
+    pub mercadopago_secret: Option<SecretString>,
+    /// `WHATSAPP_VERIFY_TOKEN`: echoed subscription handshake.
+    pub whatsapp_verify_token: Option<SecretString>,
+    /// `WHATSAPP_APP_SECRET`: `X-Hub-Signature-256` key.
+    pub whatsapp_app_secret: Option<SecretString>,
+    /// `HIGHLEVEL_WEBHOOK_PUBLIC_KEY` / `HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY` (PEM;
+    /// default: HighLevel's published keys).
+    pub highlevel_keys: crate::providers::highlevel::verify::Keys,
+    /// `RELEVO_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `RELEVO_INGEST_WRITERS` (default 4): concurrent batch commits.
+    pub ingest_writers: usize,
 }
 
 /// Engine tuning; code defaults, each overridable from the environment.
@@ -100,6 +123,32 @@ impl Settings {
                 reason: "must be at least RELEVO_WORKER_CONCURRENCY (and both > 0)".into(),
             });
         }
+        let pem = |name: &'static str| get(name).map(|v| v.replace("\\n", "\n"));
+        let highlevel_keys = crate::providers::highlevel::verify::Keys::from_pem(
+            pem("HIGHLEVEL_WEBHOOK_PUBLIC_KEY").as_deref(),
+            pem("HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY").as_deref(),
+        )
+        .map_err(|e| Error {
+            name: "HIGHLEVEL_WEBHOOK_PUBLIC_KEY",
+            reason: e.to_string(),
+        })?;
+        let webhooks = WebhookSettings {
+            stripe_secrets: get("STRIPE_WEBHOOK_SECRET")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| SecretString::from(s.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
+            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").map(SecretString::from),
+            whatsapp_app_secret: get("WHATSAPP_APP_SECRET").map(SecretString::from),
+            highlevel_keys,
+            max_body_bytes: parse(&get, "RELEVO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            ingest_writers: parse(&get, "RELEVO_INGEST_WRITERS", 4usize)?,
+        };
         let addr = get("RELEVO_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         Ok(Self {
             database_url: get("DATABASE_URL").map(SecretString::from),
@@ -112,6 +161,7 @@ impl Settings {
             pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
             db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
             engine,
+            webhooks,
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
                 Some("1" | "true" | "yes")

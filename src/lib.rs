@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod http;
+pub mod ingest;
 pub mod providers;
 pub mod startup;
 pub mod telemetry;

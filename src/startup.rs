@@ -41,6 +41,8 @@ impl Application {
             None => load_or_create_token(&settings.data_dir)?,
         };
         let engine = Engine::new(database.pool.clone(), registry, settings.engine.clone());
+        log_unconfigured_providers(&settings.webhooks);
+        let ingest = crate::ingest::IngestWriter::spawn(engine.clone(), settings.webhooks.ingest_writers);
         let acceptor = TcpListener::bind(settings.addr.to_string())
             .into_acceptor()
             .await
@@ -57,6 +59,8 @@ impl Application {
                 pool: database.pool,
                 engine,
                 admin_token: Arc::new(admin_token),
+                webhooks: Arc::new(settings.webhooks.clone()),
+                ingest,
             },
             cluster: database.cluster,
         })
@@ -115,6 +119,20 @@ impl Application {
             tracing::info!("private Postgres stopped");
         }
         Ok(())
+    }
+}
+
+/// Says once, at start-up, which receivers will answer 503 `provider_not_configured`.
+fn log_unconfigured_providers(w: &crate::config::WebhookSettings) {
+    for (provider, missing, variable) in [
+        ("stripe", w.stripe_secrets.is_empty(), "STRIPE_WEBHOOK_SECRET"),
+        ("mercadopago", w.mercadopago_secret.is_none(), "MERCADOPAGO_WEBHOOK_SECRET"),
+        ("whatsapp", w.whatsapp_app_secret.is_none(), "WHATSAPP_APP_SECRET"),
+        ("whatsapp handshake", w.whatsapp_verify_token.is_none(), "WHATSAPP_VERIFY_TOKEN"),
+    ] {
+        if missing {
+            tracing::warn!(provider, variable, "webhooks disabled (answer 503 provider_not_configured) until this is set");
+        }
     }
 }
 

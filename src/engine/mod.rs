@@ -97,6 +97,32 @@ impl Engine {
         Ok(id)
     }
 
+    /// Starts one run of `W` per input in the caller's transaction; unkeyed
+    /// workflows take a bulk path (two statements for the whole batch).
+    pub async fn start_many_using<W: Workflow>(
+        &self,
+        conn: &mut PgConnection,
+        inputs: &[(W::Input, Option<Uuid>)],
+    ) -> Result<Vec<Uuid>> {
+        if inputs.iter().any(|(input, _)| W::ordering_key(input).is_some()) {
+            let mut ids = Vec::with_capacity(inputs.len());
+            for (input, trigger) in inputs {
+                ids.push(self.start_using::<W>(conn, input, *trigger).await?);
+            }
+            return Ok(ids);
+        }
+        let mut runs = Vec::with_capacity(inputs.len());
+        for (input, trigger) in inputs {
+            let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
+                workflow: W::NAME.into(),
+                reason: e.to_string(),
+            })?;
+            runs.push((Uuid::now_v7(), value, *trigger));
+        }
+        store::insert_unkeyed_runs_using(conn, W::NAME, W::VERSION, &runs).await?;
+        Ok(runs.into_iter().map(|r| r.0).collect())
+    }
+
     /// Starts a run of a workflow given by name with a JSON input (ops API).
     pub async fn start_by_name_using(
         &self,

@@ -494,3 +494,39 @@ pub(crate) async fn succeed_unkeyed(pool: &sqlx::PgPool, id: Uuid, fence: i64, f
     .await?;
     Ok(done == 1)
 }
+
+/// Inserts many unkeyed runs of one workflow and their wake-ups in the caller's
+/// transaction (the ingest batch path): two statements whatever the count.
+pub async fn insert_unkeyed_runs_using(
+    conn: &mut PgConnection,
+    workflow: &str,
+    version: i32,
+    runs: &[(Uuid, Value, Option<Uuid>)],
+) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
+    let inputs: Vec<Value> = runs.iter().map(|r| r.1.clone()).collect();
+    let triggers: Vec<Option<Uuid>> = runs.iter().map(|r| r.2).collect();
+    sqlx::query(
+        "insert into engine.runs (id, workflow, workflow_version, input, trigger_event_id)
+         select id, $2, $3, input, trigger from unnest($1::uuid[], $4::jsonb[], $5::uuid[]) as t(id, input, trigger)",
+    )
+    .bind(&ids)
+    .bind(workflow)
+    .bind(version)
+    .bind(&inputs)
+    .bind(&triggers)
+    .execute(&mut *conn)
+    .await?;
+    let tasks = ids
+        .iter()
+        .map(|id| {
+            let bytes = serde_json::to_vec(&WakeJob { run_id: *id, wake: 0 }).expect("WakeJob serialises");
+            TaskBuilder::new(bytes).max_attempts(25).build()
+        })
+        .collect();
+    apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), tasks).await?;
+    Ok(())
+}

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod error;
+mod events;
 mod health;
 pub mod runs;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub engine: Engine,
     pub admin_token: Arc<SecretString>,
+    pub webhooks: Arc<crate::config::WebhookSettings>,
+    pub ingest: crate::ingest::IngestWriter,
 }
 
 #[derive(Tags)]
@@ -32,12 +36,37 @@ pub enum ApiTags {
     Health,
     /// Durable workflow runs: list, inspect, retry, cancel.
     Runs,
+    /// The inbound webhook log.
+    Events,
+    /// Provider webhook receivers (authenticated by provider signatures).
+    Webhooks,
 }
 
-type Apis = (health::HealthApi, runs::RunsApi);
+type Apis = (
+    health::HealthApi,
+    runs::RunsApi,
+    events::EventsApi,
+    (
+        webhooks::StripeWebhook,
+        webhooks::MercadoPagoWebhook,
+        webhooks::WhatsAppWebhook,
+        webhooks::HighLevelWebhook,
+    ),
+);
 
 fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((health::HealthApi, runs::RunsApi), "Relevo", env!("CARGO_PKG_VERSION"))
+    let apis = (
+        health::HealthApi,
+        runs::RunsApi,
+        events::EventsApi,
+        (
+            webhooks::StripeWebhook,
+            webhooks::MercadoPagoWebhook,
+            webhooks::WhatsAppWebhook,
+            webhooks::HighLevelWebhook,
+        ),
+    );
+    OpenApiService::new(apis, "Relevo", env!("CARGO_PKG_VERSION"))
         .description(
             "Durable workflows for webhook-driven integrations. `/api/v1` needs \
              `Authorization: Bearer <RELEVO_ADMIN_TOKEN>`. Every error is \
@@ -56,7 +85,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
-        .nest("/", api.around(empty_body_is_json_null))
+        .nest("/", api.around(default_to_json))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .data(state)
@@ -64,22 +93,23 @@ pub fn app(state: AppState) -> impl Endpoint {
         .with(Tracing)
 }
 
-/// Ops commands such as `POST /api/v1/runs/{id}/retry` take an optional JSON
-/// body; a bodiless POST (curl -X POST) is read as JSON `null` instead of
-/// being refused as an unsupported media type.
-async fn empty_body_is_json_null<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let bodiless = req.method() == Method::POST
-        && !req.headers().contains_key(header::CONTENT_TYPE)
-        && !req.headers().contains_key(header::TRANSFER_ENCODING)
-        && req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0");
-    if bodiless {
+/// A POST without `Content-Type` is read as JSON rather than refused with 415:
+/// webhook senders are not always careful with the header (the signature, not
+/// the header, decides), and ops commands such as `POST /api/v1/runs/{id}/retry`
+/// take an optional body, so a bodiless POST (curl -X POST) reads as `null`.
+async fn default_to_json<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    if req.method() == Method::POST && !req.headers().contains_key(header::CONTENT_TYPE) {
+        let empty = !req.headers().contains_key(header::TRANSFER_ENCODING)
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
         req.headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-        req.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from_static("4"));
-        req.set_body("null");
+        if empty {
+            req.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from_static("4"));
+            req.set_body("null");
+        }
     }
     Ok(next.call(req).await?.into_response())
 }

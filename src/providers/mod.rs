@@ -57,6 +57,11 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Constant-time equality of two strings, length checked first.
+pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    ct_eq(a.as_bytes(), b.as_bytes())
+}
+
 /// Lowercase hex HMAC-SHA256.
 pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
     use hmac::{Hmac, Mac};

@@ -9,3 +9,4 @@ mod engine_guarantees;
 mod http_surface;
 mod lifecycle;
 mod ops;
+mod webhooks;

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
-use rsa::{pkcs8::DecodePublicKey as _, signature::Verifier as _};
+use rsa::signature::Verifier as _;
 use serde::Deserialize;
 
 use crate::providers::{Verified, VerifyError};
