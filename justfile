@@ -15,3 +15,8 @@ openapi:
 # Engine throughput: 10,000 three-step runs vs plain apalis no-op jobs, same database.
 bench-engine runs="10000":
     cargo run --release --bin bench-engine -- --runs {{runs}}
+
+# Ingest throughput: signed Stripe webhooks at 32 connections vs pgbench doing the same inserts.
+bench-ingest seconds="10":
+    cargo build --release --bin relevo --bin bench-ingest
+    ./target/release/bench-ingest --seconds {{seconds}}

@@ -24,6 +24,7 @@ use crate::{
 pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
     local_addr: SocketAddr,
+    run_workers: bool,
     state: AppState,
     cluster: Option<PrivateCluster>,
 }
@@ -55,6 +56,7 @@ impl Application {
         Ok(Self {
             acceptor: acceptor.boxed(),
             local_addr,
+            run_workers: settings.run_workers,
             state: AppState {
                 pool: database.pool,
                 engine,
@@ -82,7 +84,10 @@ impl Application {
     /// runs finish (or releases them to other nodes), and stops the private
     /// Postgres. Bounded well under 10 s.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let workers = Workers::start(self.state.engine.clone());
+        let workers = self.run_workers.then(|| Workers::start(self.state.engine.clone()));
+        if workers.is_none() {
+            tracing::info!("RELEVO_RUN_WORKERS is off: this node receives and serves, other nodes run workflows");
+        }
         let retention = engine::retention::spawn(
             self.state.pool.clone(),
             self.state.engine.settings().retention,
@@ -104,7 +109,12 @@ impl Application {
         tracing::info!("shutting down: no new work; finishing in-flight runs");
         let _ = stop_tx.send(());
         retention.abort();
-        let (_, served) = tokio::join!(workers.shutdown(), server);
+        let stop_workers = async move {
+            if let Some(workers) = workers {
+                workers.shutdown().await;
+            }
+        };
+        let (_, served) = tokio::join!(stop_workers, server);
         match served {
             Ok(Err(e)) => tracing::warn!(error.message = %e, "http server stopped with an error"),
             Err(e) => tracing::warn!(error.message = %e, "http server task failed"),

@@ -1,0 +1,186 @@
+//! `just bench-ingest`: signed Stripe webhooks at 32 concurrent connections
+//! against the release `relevo` binary for a fixed time, next to `pgbench`
+//! doing the same inserts (event + run + queue job, one transaction per
+//! webhook, 32 clients) on the same database in the same invocation.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use relevo::{
+    db::{self, cluster::Options, PrivateCluster},
+    providers::stripe::verify::sign,
+};
+use tokio::sync::Mutex;
+
+const SECRET: &str = "whsec_bench";
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds each side runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections / pgbench clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cluster = PrivateCluster::start(&PathBuf::from("target/bench-pg"), None, &Options::default())?;
+    db::create_database_if_missing(&cluster.connect_options("postgres"), "bench_ingest").await?;
+    let options = cluster.connect_options("bench_ingest");
+    let setup = db::pool(options.clone(), 2).await?;
+    db::migrate(&setup).await?;
+    sqlx::query("truncate inbound_events, engine.runs cascade").execute(&setup).await?;
+    sqlx::query("delete from apalis.jobs").execute(&setup).await?;
+    sqlx::query("vacuum analyze").execute(&setup).await?;
+
+    // Baseline first: pgbench, same rows per transaction, 32 clients.
+    let tps = pgbench(&cluster, args.clients, args.seconds)?;
+    sqlx::query("truncate inbound_events, engine.runs cascade").execute(&setup).await?;
+    sqlx::query("delete from apalis.jobs").execute(&setup).await?;
+    sqlx::query("vacuum analyze").execute(&setup).await?;
+
+    // The release binary, API only (no workers), so both sides do the same work.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let exe = std::env::current_exe()?.with_file_name("relevo");
+    let mut relevo = tokio::process::Command::new(&exe)
+        .env("DATABASE_URL", cluster.url("bench_ingest"))
+        .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
+        .env("RELEVO_ADMIN_TOKEN", "bench")
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("RELEVO_RUN_WORKERS", "0")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = Instant::now();
+    while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(30), "relevo did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let (client, url) = (client.clone(), format!("{base}/webhooks/stripe"));
+            let (accepted, latencies, errors) = (accepted.clone(), latencies.clone(), errors.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut lat) = (Vec::new(), Vec::new());
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let id = format!("evt_bench_{c}_{i}");
+                    let body = event_body(&id);
+                    let signature = sign(SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
+                    let sent = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .header("Stripe-Signature", signature)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status() == 200 => {
+                            lat.push(sent.elapsed());
+                            ok.push(id);
+                        }
+                        _ => {
+                            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+                accepted.lock().await.extend(ok);
+                latencies.lock().await.extend(lat);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed();
+    relevo.start_kill()?;
+    let _ = relevo.wait().await;
+
+    let accepted = accepted.lock().await.clone();
+    let mut latencies = latencies.lock().await.clone();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from inbound_events where provider = 'stripe' and dedupe_key = any($1)",
+    )
+    .bind(&accepted)
+    .fetch_one(&setup)
+    .await?;
+    anyhow::ensure!(stored as usize == accepted.len(), "{} accepted but {stored} stored", accepted.len());
+    setup.close().await;
+    cluster.stop()?;
+
+    let rate = accepted.len() as f64 / elapsed.as_secs_f64();
+    println!("clients={} seconds={} fsync=on", args.clients, args.seconds);
+    println!("accepted={} errors={} stored_check=ok", accepted.len(), errors.load(std::sync::atomic::Ordering::Relaxed));
+    println!("accepted_per_sec={rate:.0}");
+    println!("ack_p50_ms={:.2}", pct(0.50).as_secs_f64() * 1000.0);
+    println!("ack_p99_ms={:.2}", pct(0.99).as_secs_f64() * 1000.0);
+    println!("pgbench_tps={tps:.0}");
+    println!("ingest_vs_pgbench={:.2}", rate / tps);
+    Ok(())
+}
+
+fn event_body(id: &str) -> String {
+    serde_json::json!({"id": id, "object": "event", "api_version": "2026-07-29.dahlia", "created": 1750000000,
+        "livemode": false, "pending_webhooks": 1, "type": "payment_intent.succeeded",
+        "request": {"id": "req_1", "idempotency_key": "k-123"},
+        "data": {"object": {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "amount": 11748,
+                            "currency": "mxn", "metadata": {"order_id": "0193a5b2-0000-7000-8000-000000000001"}}}})
+    .to_string()
+}
+
+/// Runs pgbench with one transaction per webhook: the event row (same body
+/// size), its run, and its queue job (same tables, indexes and trigger).
+fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let body = event_body("evt_pgbench").replace('\'', "''");
+    let script = format!(
+        "BEGIN;\n\
+         WITH r AS (INSERT INTO engine.runs (id, workflow, input) \
+                    VALUES (gen_random_uuid(), 'inbound_event', '{{\"provider\":\"pgbench\"}}') RETURNING id) \
+         INSERT INTO inbound_events (id, provider, dedupe_key, provider_event_id, type, headers, body, payload, run_id) \
+         SELECT gen_random_uuid(), 'pgbench', gen_random_uuid()::text, 'evt', 'payment_intent.succeeded', \
+                '{{\"content-type\":\"application/json\"}}', '{body}', '{body}'::jsonb, r.id FROM r;\n\
+         INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority) \
+           VALUES (gen_random_uuid()::text, 'relevo.pgbench', '\\x7b7d', 'Pending', 0, 25, now(), 0);\n\
+         END;\n"
+    );
+    let path = std::env::temp_dir().join(format!("relevo-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&path, script)?;
+    let bin = ["/usr/bin/pgbench"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("pgbench");
+    let out = std::process::Command::new(bin)
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(&path)
+        .args(["-h"])
+        .arg(cluster.socket_dir())
+        .args(["-U", "relevo", "bench_ingest"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
+    Ok(tps)
+}
