@@ -61,8 +61,12 @@ pub async fn open(settings: &Settings) -> Result<Database, Error> {
     })
 }
 
-/// A pool whose connections are checked on acquire after an outage.
+/// A pool whose connections are checked on acquire after an outage, and commit
+/// synchronously whatever the server's default: a webhook answered 2xx and a
+/// completed step must survive a crash, even on a database tuned with
+/// `synchronous_commit=off`.
 pub async fn pool(options: PgConnectOptions, max: u32) -> Result<PgPool, Error> {
+    let options = options.options([("synchronous_commit", "on")]);
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))

@@ -103,10 +103,8 @@ async fn commit_batch(engine: &Engine, batch: Vec<Job>) {
 /// One transaction: the new events, one `inbound_event` run each, their wake-ups.
 async fn store(engine: &Engine, events: &[&NewEvent], ids: &[Uuid]) -> Result<HashSet<Uuid>, crate::engine::Error> {
     let mut tx = engine.pool().begin().await?;
-    // The 2xx promise needs the commit on disk before the answer, whatever the
-    // server's default (a database tuned with synchronous_commit=off would lose
-    // acknowledged webhooks in a crash).
-    sqlx::query("set local synchronous_commit = on").execute(&mut *tx).await?;
+    // Durable before the answer: every pool connection runs with
+    // synchronous_commit=on (see `db::pool`).
     let run_ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
     let inserted: HashSet<Uuid> = events::insert_new_using(&mut tx, events, ids, &run_ids)
         .await?
