@@ -49,10 +49,20 @@ async fn a_run_killed_between_two_steps_resumes_and_runs_each_step_once() {
     let db = TestDb::new().await;
     let mut node = start_node(&db);
     let id = start_run(&db, json!({"steps": 3, "pause_ms": 3000})).await;
-    wait_for("step-1 to complete", Duration::from_secs(30), || async {
-        (effects(&db, id).await == ["step-1"]).then_some(())
+    // Wait for step-1's checkpoint, not just its effect: a kill between the two
+    // would legitimately re-run the (at-least-once) step.
+    wait_for("step-1 to be checkpointed", Duration::from_secs(30), || async {
+        let done: bool = sqlx::query_scalar(
+            "select exists(select 1 from engine.run_steps where run_id = $1 and step = 'step-1' and status = 'completed')",
+        )
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        done.then_some(())
     })
     .await;
+    assert_eq!(effects(&db, id).await, ["step-1"], "killed between step-1 and step-2");
 
     // Act: SIGKILL while the run pauses between step-1 and step-2, then restart.
     node.start_kill().unwrap();
