@@ -16,6 +16,21 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// For 422: the fields that failed validation.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldError>>,
+}
+
+/// One invalid field of a request.
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// Where in the request, e.g. `items[0].quantity`.
+    pub loc: String,
+    pub msg: String,
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// Errors of the `/api/v1` operations.
@@ -49,6 +64,7 @@ pub fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
         error: ErrorDetail {
             code: code.into(),
             message: message.into(),
+            fields: None,
         },
     })
 }
@@ -64,6 +80,21 @@ impl ApiError {
 
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         Self::Unprocessable(body(code, message))
+    }
+
+    /// 422 `invalid` naming the field.
+    pub fn invalid(e: &crate::domain::Invalid) -> Self {
+        Self::Unprocessable(Json(ErrorBody {
+            error: ErrorDetail {
+                code: "invalid".into(),
+                message: e.to_string(),
+                fields: Some(vec![FieldError {
+                    loc: e.field.clone(),
+                    msg: e.message.clone(),
+                    kind: "value_error".into(),
+                }]),
+            },
+        }))
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {

@@ -4,6 +4,8 @@ pub mod auth;
 pub mod error;
 mod events;
 mod health;
+mod orders;
+mod products;
 pub mod runs;
 mod webhooks;
 
@@ -38,6 +40,10 @@ pub enum ApiTags {
     Runs,
     /// The inbound webhook log.
     Events,
+    /// Products and stock.
+    Catalog,
+    /// Orders and the e-mail outbox.
+    Orders,
     /// Provider webhook receivers (authenticated by provider signatures).
     Webhooks,
 }
@@ -46,6 +52,7 @@ type Apis = (
     health::HealthApi,
     runs::RunsApi,
     events::EventsApi,
+    (products::ProductsApi, orders::OrdersApi),
     (
         webhooks::StripeWebhook,
         webhooks::MercadoPagoWebhook,
@@ -59,6 +66,7 @@ fn service() -> OpenApiService<Apis, ()> {
         health::HealthApi,
         runs::RunsApi,
         events::EventsApi,
+        (products::ProductsApi, orders::OrdersApi),
         (
             webhooks::StripeWebhook,
             webhooks::MercadoPagoWebhook,

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod apalis_pitfalls;
+mod catalog_orders;
 mod crash;
 mod engine_guarantees;
 mod http_surface;

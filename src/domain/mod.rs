@@ -1,0 +1,23 @@
+//! Business logic: catalog, orders, the outboxes. Each module owns the SQL of
+//! its tables; HTTP handlers convert DTOs into these types once.
+
+pub mod catalog;
+pub mod orders;
+pub mod outbox;
+
+/// A field that failed validation: reported as a 422 with its location.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

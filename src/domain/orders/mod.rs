@@ -1,0 +1,285 @@
+//! Orders: created with prices frozen from the catalog, moved by payment
+//! signals through the state machine in `status`, every transition recorded.
+
+pub mod status;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use status::{Decision, OrderState, OrderStatus, PaymentSignal};
+
+use super::{catalog::Sku, outbox, Invalid};
+
+/// A plausible e-mail address (something@domain.tld, no spaces).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let s = raw.trim();
+        let valid = s.len() <= 254
+            && !s.chars().any(char::is_whitespace)
+            && s.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            });
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Invalid::new("customer.email", format!("{raw:?} is not an e-mail address")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Customer {
+    pub email: Email,
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+/// A validated order request.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub customer: Customer,
+    pub items: Vec<(Sku, i32)>,
+}
+
+impl NewOrder {
+    pub fn parse(email: &str, name: &str, phone: Option<&str>, items: &[(String, i64)]) -> Result<Self, Invalid> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Invalid::new("customer.name", "must not be empty"));
+        }
+        if items.is_empty() {
+            return Err(Invalid::new("items", "an order needs at least one item"));
+        }
+        let mut parsed = Vec::with_capacity(items.len());
+        for (i, (sku, quantity)) in items.iter().enumerate() {
+            let sku = Sku::parse(sku).map_err(|e| Invalid::new(format!("items[{i}].sku"), e.message))?;
+            let quantity = i32::try_from(*quantity)
+                .ok()
+                .filter(|q| *q >= 1)
+                .ok_or_else(|| Invalid::new(format!("items[{i}].quantity"), "must be at least 1"))?;
+            parsed.push((sku, quantity));
+        }
+        Ok(Self {
+            customer: Customer {
+                email: Email::parse(email)?,
+                name: name.to_owned(),
+                phone: phone.map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned),
+            },
+            items: parsed,
+        })
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub status: OrderStatus,
+    pub customer_email: String,
+    pub customer_name: String,
+    pub customer_phone: Option<String>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ItemRow {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_minor: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TransitionRow {
+    pub from_status: OrderStatus,
+    pub to_status: Option<OrderStatus>,
+    pub signal: String,
+    pub applied: bool,
+    pub reason: Option<String>,
+    pub event_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Order {
+    pub order: OrderRow,
+    pub items: Vec<ItemRow>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("order not found")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const ORDER_COLUMNS: &str = "id, status, customer_email, customer_name, customer_phone, amount_minor,
+    currency::text as currency, created_at, updated_at";
+
+/// Creates an order with prices frozen from the catalog, and records
+/// `sales_order.created` in the same transaction.
+pub async fn create(pool: &PgPool, new: &NewOrder) -> Result<Order, Error> {
+    let mut tx = pool.begin().await?;
+    let skus: Vec<&str> = new.items.iter().map(|(s, _)| s.as_str()).collect();
+    let products: HashMap<String, (String, i64, String)> =
+        sqlx::query_as::<_, (String, String, i64, String)>(
+            "select sku, name, price_minor, currency::text from products where sku = any($1) for share",
+        )
+        .bind(&skus)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(sku, name, price, currency)| (sku, (name, price, currency)))
+        .collect();
+    let mut items = Vec::with_capacity(new.items.len());
+    let mut currency: Option<String> = None;
+    let mut amount: i64 = 0;
+    for (i, (sku, quantity)) in new.items.iter().enumerate() {
+        let (name, price, cur) = products
+            .get(sku.as_str())
+            .ok_or_else(|| Invalid::new(format!("items[{i}].sku"), format!("unknown sku {:?}", sku.as_str())))?;
+        if currency.get_or_insert_with(|| cur.clone()) != cur {
+            return Err(Invalid::new(format!("items[{i}].sku"), "all items of an order must share one currency").into());
+        }
+        amount = price
+            .checked_mul(i64::from(*quantity))
+            .and_then(|line| amount.checked_add(line))
+            .ok_or_else(|| Invalid::new("items", "order total is too large"))?;
+        items.push(ItemRow {
+            sku: sku.as_str().to_owned(),
+            name: name.clone(),
+            quantity: *quantity,
+            unit_price_minor: *price,
+        });
+    }
+    let id = Uuid::now_v7();
+    let currency = currency.expect("at least one item");
+    let sql = format!(
+        "insert into orders (id, customer_email, customer_name, customer_phone, amount_minor, currency)
+         values ($1, $2, $3, $4, $5, $6) returning {ORDER_COLUMNS}"
+    );
+    let order: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(new.customer.email.as_str())
+        .bind(&new.customer.name)
+        .bind(&new.customer.phone)
+        .bind(amount)
+        .bind(&currency)
+        .fetch_one(&mut *tx)
+        .await?;
+    for (line, item) in items.iter().enumerate() {
+        sqlx::query(
+            "insert into order_items (order_id, line, sku, name, quantity, unit_price_minor)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(line as i32)
+        .bind(&item.sku)
+        .bind(&item.name)
+        .bind(item.quantity)
+        .bind(item.unit_price_minor)
+        .execute(&mut *tx)
+        .await?;
+    }
+    outbox::record_using(
+        &mut tx,
+        "sales_order.created",
+        json!({"order_id": id, "amount_minor": amount, "currency": currency, "status": "pending_payment"}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Order { order, items })
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<(Order, Vec<TransitionRow>), Error> {
+    let sql = format!("select {ORDER_COLUMNS} from orders where id = $1");
+    let order: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let items = items_of(pool, id).await?;
+    let history = sqlx::query_as(
+        "select from_status, to_status, signal, applied, reason, event_id, at
+           from order_transitions where order_id = $1 order by id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok((Order { order, items }, history))
+}
+
+async fn items_of(pool: &PgPool, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
+    sqlx::query_as("select sku, name, quantity, unit_price_minor from order_items where order_id = $1 order by line")
+        .bind(id)
+        .fetch_all(pool)
+        .await
+}
+
+/// Newest first; `cursor` is the last id of the previous page.
+pub async fn list(
+    pool: &PgPool,
+    status: Option<OrderStatus>,
+    limit: u32,
+    cursor: Option<Uuid>,
+) -> Result<(Vec<Order>, Option<Uuid>), Error> {
+    let sql = format!(
+        "select {ORDER_COLUMNS} from orders
+          where ($1::order_status is null or status = $1) and ($2::uuid is null or id < $2)
+          order by id desc limit $3"
+    );
+    let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(status)
+        .bind(cursor)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(pool)
+        .await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    let mut orders = Vec::with_capacity(rows.len());
+    for order in rows {
+        let items = items_of(pool, order.id).await?;
+        orders.push(Order { order, items });
+    }
+    Ok((orders, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_requests_are_validated() {
+        let ok = NewOrder::parse("ana@example.mx", "Ana", Some(" "), &[("ZAP-001".into(), 2)]).unwrap();
+        assert!(ok.customer.phone.is_none());
+        for (email, name, items, field) in [
+            ("ana@example", "Ana", vec![("A".to_string(), 1)], "customer.email"),
+            ("ana example.mx", "Ana", vec![("A".to_string(), 1)], "customer.email"),
+            ("ana@example.mx", " ", vec![("A".to_string(), 1)], "customer.name"),
+            ("ana@example.mx", "Ana", vec![], "items"),
+            ("ana@example.mx", "Ana", vec![("A".to_string(), 0)], "items[0].quantity"),
+        ] {
+            assert_eq!(NewOrder::parse(email, name, None, &items).unwrap_err().field, field);
+        }
+    }
+}
