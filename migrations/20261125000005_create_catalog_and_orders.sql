@@ -36,10 +36,14 @@ create table orders (
     customer_phone text,
     amount_minor   bigint not null check (amount_minor >= 0),
     currency       char(3) not null,
+    -- the provider's payment id (Stripe PaymentIntent, Mercado Pago payment),
+    -- to find the order from events that only carry it (charge.refunded)
+    payment_ref    text,
     created_at     timestamptz not null default now(),
     updated_at     timestamptz not null default now()
 );
 create index orders_by_status on orders (status, id desc);
+create index orders_by_payment_ref on orders (payment_ref) where payment_ref is not null;
 
 create table order_items (
     order_id         uuid not null references orders (id) on delete cascade,

@@ -25,6 +25,13 @@ pub struct Settings {
     pub engine: EngineSettings,
     /// Inbound webhook receivers.
     pub webhooks: WebhookSettings,
+    /// `RELEVO_SHOP_TIMEZONE` (default America/Mexico_City): times in customer e-mails.
+    pub shop_timezone: chrono_tz::Tz,
+    /// `SMTP_URL` (e.g. `smtps://user:pass@smtp.example.com`); with `EMAIL_FROM`,
+    /// e-mails are sent; without, they stay in the outbox as `logged`.
+    pub smtp_url: Option<SecretString>,
+    /// `EMAIL_FROM`, e.g. `Tienda <ventas@example.mx>`.
+    pub email_from: Option<String>,
     /// `RELEVO_RUN_WORKERS` (default true): `false` makes an API-only node
     /// (receives webhooks, serves ops) while other nodes execute runs.
     pub run_workers: bool,
@@ -166,6 +173,15 @@ impl Settings {
             db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
             engine,
             webhooks,
+            shop_timezone: get("RELEVO_SHOP_TIMEZONE")
+                .unwrap_or_else(|| "America/Mexico_City".into())
+                .parse()
+                .map_err(|e| Error {
+                    name: "RELEVO_SHOP_TIMEZONE",
+                    reason: format!("{e}"),
+                })?,
+            smtp_url: get("SMTP_URL").map(SecretString::from),
+            email_from: get("EMAIL_FROM"),
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),

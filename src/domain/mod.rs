@@ -2,7 +2,9 @@
 //! its tables; HTTP handlers convert DTOs into these types once.
 
 pub mod catalog;
+pub mod emails;
 pub mod orders;
+pub mod payments;
 pub mod outbox;
 
 /// A field that failed validation: reported as a 422 with its location.

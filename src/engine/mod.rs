@@ -87,14 +87,7 @@ impl Engine {
         input: &W::Input,
         trigger_event_id: Option<Uuid>,
     ) -> Result<Uuid> {
-        let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
-            workflow: W::NAME.into(),
-            reason: e.to_string(),
-        })?;
-        let id = Uuid::now_v7();
-        let key = W::ordering_key(input);
-        store::insert_run_using(conn, id, W::NAME, W::VERSION, key.as_deref(), &value, trigger_event_id).await?;
-        Ok(id)
+        start_using::<W>(conn, input, trigger_event_id).await
     }
 
     /// Starts one run of `W` per input in the caller's transaction; unkeyed
@@ -155,6 +148,23 @@ impl Engine {
         tx.commit().await?;
         Ok(id)
     }
+}
+
+/// Starts a run of `W` inside the caller's transaction (also usable from a
+/// workflow's `tx_step`, so a child run starts exactly once).
+pub async fn start_using<W: Workflow>(
+    conn: &mut PgConnection,
+    input: &W::Input,
+    trigger_event_id: Option<Uuid>,
+) -> Result<Uuid> {
+    let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
+        workflow: W::NAME.into(),
+        reason: e.to_string(),
+    })?;
+    let id = Uuid::now_v7();
+    let key = W::ordering_key(input);
+    store::insert_run_using(conn, id, W::NAME, W::VERSION, key.as_deref(), &value, trigger_event_id).await?;
+    Ok(id)
 }
 
 /// On shutdown: hands runs this node still holds (their attempt did not end in

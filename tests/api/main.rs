@@ -10,4 +10,5 @@ mod engine_guarantees;
 mod http_surface;
 mod lifecycle;
 mod ops;
+mod payments;
 mod webhooks;

@@ -1,6 +1,7 @@
 //! Orders: created with prices frozen from the catalog, moved by payment
 //! signals through the state machine in `status`, every transition recorded.
 
+pub mod fulfilment;
 pub mod status;
 
 use std::collections::HashMap;
@@ -226,9 +227,14 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<(Order, Vec<TransitionRow>),
 }
 
 async fn items_of(pool: &PgPool, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    items_using(&mut conn, id).await
+}
+
+pub(crate) async fn items_using(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
     sqlx::query_as("select sku, name, quantity, unit_price_minor from order_items where order_id = $1 order by line")
         .bind(id)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
 }
 

@@ -1,0 +1,281 @@
+//! The database side of the payment flow, each function one `tx_step`: apply a
+//! payment signal, fulfil a paid order (stock + e-mail + events, all or
+//! nothing), restore stock after a refund, expire a voucher.
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{items_using, Decision, OrderState, OrderStatus, PaymentSignal};
+use crate::domain::{catalog, emails, outbox, payments::PaymentUpdate};
+
+/// Settings the flow needs from the shop.
+#[derive(Clone, Debug)]
+pub struct Shop {
+    pub timezone: Tz,
+    pub smtp_configured: bool,
+}
+
+/// What applying a signal did (stored as the step's output).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Applied {
+    UnknownOrder,
+    Moved { from: OrderStatus, to: OrderStatus },
+    RefundRemembered,
+    Ignored { status: OrderStatus, reason: String },
+}
+
+struct Locked {
+    state: OrderState,
+    email: String,
+    name: String,
+    amount_minor: i64,
+    currency: String,
+}
+
+async fn lock_using(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Locked>, sqlx::Error> {
+    let row: Option<(OrderStatus, bool, String, String, i64, String)> = sqlx::query_as(
+        "select status, refund_pending, customer_email, customer_name, amount_minor, currency::text
+           from orders where id = $1 for update",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(status, refund_pending, email, name, amount_minor, currency)| Locked {
+        state: OrderState { status, refund_pending },
+        email,
+        name,
+        amount_minor,
+        currency,
+    }))
+}
+
+async fn record_using(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    from: OrderStatus,
+    to: Option<OrderStatus>,
+    signal: &str,
+    reason: Option<&str>,
+    event_id: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into order_transitions (order_id, from_status, to_status, signal, applied, reason, event_id)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(order_id)
+    .bind(from)
+    .bind(to)
+    .bind(signal)
+    .bind(to.is_some())
+    .bind(reason)
+    .bind(event_id)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(to) = to {
+        sqlx::query("update orders set status = $2, updated_at = now() where id = $1")
+            .bind(order_id)
+            .bind(to)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn signal_name(s: PaymentSignal) -> &'static str {
+    match s {
+        PaymentSignal::VoucherIssued => "voucher_issued",
+        PaymentSignal::Processing => "processing",
+        PaymentSignal::Succeeded => "succeeded",
+        PaymentSignal::Failed => "failed",
+        PaymentSignal::Canceled => "canceled",
+        PaymentSignal::VoucherExpired => "voucher_expired",
+        PaymentSignal::Refunded => "refunded",
+    }
+}
+
+/// Applies one payment signal to its order under the order's row lock, records
+/// the transition (applied or ignored), and writes the domain event.
+pub async fn apply_signal_using(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    update: &PaymentUpdate,
+    event_id: Option<Uuid>,
+    shop: &Shop,
+) -> Result<Applied, sqlx::Error> {
+    let Some(order) = lock_using(conn, order_id).await? else {
+        return Ok(Applied::UnknownOrder);
+    };
+    let from = order.state.status;
+    let signal = signal_name(update.signal);
+    if let Some(reference) = &update.provider_payment_id {
+        sqlx::query("update orders set payment_ref = coalesce(payment_ref, $2) where id = $1")
+            .bind(order_id)
+            .bind(reference)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let decision = order.state.decide(update.signal);
+    let payload = json!({"order_id": order_id, "provider": update.provider, "payment_id": update.provider_payment_id});
+    Ok(match decision {
+        Decision::Ignore(reason) => {
+            record_using(conn, order_id, from, None, signal, Some(reason), event_id).await?;
+            Applied::Ignored { status: from, reason: reason.into() }
+        }
+        Decision::RememberRefund => {
+            record_using(conn, order_id, from, None, signal, Some("refund before payment: applied when paid"), event_id)
+                .await?;
+            sqlx::query("update orders set refund_pending = true where id = $1")
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?;
+            Applied::RefundRemembered
+        }
+        Decision::PaidButRefunded => {
+            record_using(conn, order_id, from, Some(OrderStatus::Refunded), signal, Some("already refunded"), event_id)
+                .await?;
+            sqlx::query("update orders set refund_pending = false where id = $1")
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?;
+            outbox::record_using(conn, "payment.refunded", payload).await?;
+            Applied::Moved { from, to: OrderStatus::Refunded }
+        }
+        Decision::Apply(to) => {
+            record_using(conn, order_id, from, Some(to), signal, None, event_id).await?;
+            match to {
+                OrderStatus::Paid => {
+                    outbox::record_using(conn, "payment.received", json!({"order_id": order_id, "amount": update.amount, "provider": update.provider})).await?;
+                }
+                OrderStatus::PaymentFailed => {
+                    outbox::record_using(conn, "payment.failed", payload).await?;
+                }
+                OrderStatus::Cancelled => {
+                    outbox::record_using(conn, "sales_order.cancelled", payload).await?;
+                }
+                OrderStatus::Refunded => {
+                    outbox::record_using(conn, "payment.refunded", payload).await?;
+                }
+                OrderStatus::AwaitingOfflinePayment => {
+                    if let Some(voucher) = &update.oxxo {
+                        let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
+                        emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
+                    }
+                }
+                _ => {}
+            }
+            Applied::Moved { from, to }
+        }
+    })
+}
+
+/// How fulfilment of a paid order ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Fulfilment {
+    Fulfilled,
+    NeedsAttention { reason: String },
+    NotPaid { status: OrderStatus },
+}
+
+/// Fulfils a `paid` order: checks the amount, takes stock for every item (all
+/// or nothing), queues the confirmation e-mail and writes the events.
+pub async fn fulfil_using(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    paid: Option<&(i64, String)>,
+    shop: &Shop,
+) -> Result<Fulfilment, sqlx::Error> {
+    let Some(order) = lock_using(conn, order_id).await? else {
+        return Ok(Fulfilment::NotPaid { status: OrderStatus::PendingPayment });
+    };
+    if order.state.status != OrderStatus::Paid {
+        return Ok(Fulfilment::NotPaid { status: order.state.status });
+    }
+    if let Some((amount, currency)) = paid {
+        if *amount != order.amount_minor || !currency.eq_ignore_ascii_case(&order.currency) {
+            let reason = format!(
+                "paid {} but the order is {}",
+                emails::money(*amount, currency),
+                emails::money(order.amount_minor, &order.currency)
+            );
+            return needs_attention_using(conn, order_id, reason).await;
+        }
+    }
+    let items = items_using(&mut *conn, order_id).await?;
+    let mut wanted: std::collections::BTreeMap<String, i32> = Default::default();
+    for i in &items {
+        *wanted.entry(i.sku.clone()).or_default() += i.quantity;
+    }
+    // Lock in sku order so concurrent fulfilments never deadlock.
+    for (sku, quantity) in &wanted {
+        let stock: Option<i32> = sqlx::query_scalar("select stock from products where sku = $1 for update")
+            .bind(sku)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match stock {
+            Some(s) if s >= *quantity => {}
+            Some(s) => return needs_attention_using(conn, order_id, format!("not enough stock of {sku}: {s} left, {quantity} needed")).await,
+            None => return needs_attention_using(conn, order_id, format!("product {sku} no longer exists")).await,
+        }
+    }
+    for (sku, quantity) in &wanted {
+        sqlx::query("update products set stock = stock - $2, updated_at = now() where sku = $1")
+            .bind(sku)
+            .bind(quantity)
+            .execute(&mut *conn)
+            .await?;
+        catalog::record_movement_using(conn, sku, -quantity, "sale", Some(order_id)).await?;
+    }
+    let mail = emails::order_confirmation(&order.name, order_id, &items, order.amount_minor, &order.currency);
+    emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
+    record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::Fulfilled), "fulfilment", None, None).await?;
+    outbox::record_using(
+        conn,
+        "sales_order.confirmed",
+        json!({"order_id": order_id, "amount_minor": order.amount_minor, "currency": order.currency}),
+    )
+    .await?;
+    Ok(Fulfilment::Fulfilled)
+}
+
+async fn needs_attention_using(conn: &mut PgConnection, order_id: Uuid, reason: String) -> Result<Fulfilment, sqlx::Error> {
+    record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::NeedsAttention), "fulfilment", Some(&reason), None)
+        .await?;
+    outbox::record_using(conn, "sales_order.needs_attention", json!({"order_id": order_id, "reason": reason})).await?;
+    Ok(Fulfilment::NeedsAttention { reason })
+}
+
+/// After a refund: puts back the stock this order took, once.
+pub async fn restore_stock_using(conn: &mut PgConnection, order_id: Uuid) -> Result<i64, sqlx::Error> {
+    let taken: Vec<(String, i64)> = sqlx::query_as(
+        "select sku, -sum(delta)::bigint from stock_movements
+          where order_id = $1 and reason in ('sale', 'refund') group by sku having sum(delta) < 0",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut restored = 0;
+    for (sku, quantity) in taken {
+        let quantity = i32::try_from(quantity).unwrap_or(i32::MAX);
+        sqlx::query("update products set stock = stock + $2, updated_at = now() where sku = $1")
+            .bind(&sku)
+            .bind(quantity)
+            .execute(&mut *conn)
+            .await?;
+        catalog::record_movement_using(conn, &sku, quantity, "refund", Some(order_id)).await?;
+        restored += i64::from(quantity);
+    }
+    Ok(restored)
+}
+
+/// The order a provider payment id belongs to.
+pub async fn order_by_payment_ref(conn: &mut PgConnection, reference: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from orders where payment_ref = $1 order by created_at limit 1")
+        .bind(reference)
+        .fetch_optional(conn)
+        .await
+}
