@@ -3,6 +3,7 @@
 
 use std::{process::Stdio, time::Duration};
 
+
 use relevo::{engine::Registry, workflows::selftest};
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -12,10 +13,15 @@ use crate::helpers::*;
 
 /// Starts `relevo serve` on `db` with fast engine timings and the self-test flows.
 fn start_node(db: &TestDb) -> Child {
+    start_node_with(db, 0, &[])
+}
+
+fn start_node_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_relevo"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("DATABASE_URL", &db.url)
-        .env("RELEVO_ADDR", "127.0.0.1:0")
+        .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
         .env("RELEVO_ADMIN_TOKEN", TOKEN)
         .env("RELEVO_ENABLE_TEST_WORKFLOWS", "1")
         .env("RELEVO_LEASE_SECS", "2")
@@ -166,4 +172,74 @@ async fn two_nodes_on_one_database_execute_each_of_1000_runs_once() {
     assert_eq!(doubled, 0);
     a.start_kill().unwrap();
     b.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn a_fulfilment_batch_killed_midway_ends_with_no_double_decrement_or_email() {
+    use relevo::domain::{catalog, orders};
+    const SECRET: &str = "whsec_crash";
+    let db = TestDb::new().await;
+    let product = catalog::NewProduct::parse("CAL-001", "Calcetines", &[], 599, "MXN", 10_000).unwrap();
+    catalog::insert(&db.pool, &product).await.unwrap();
+    let mut ids = vec![];
+    let mut sold = 0;
+    for i in 0..150 {
+        let qty = 1 + (i % 3) as i64;
+        let new = orders::NewOrder::parse("ana@example.mx", "Ana", None, &[("CAL-001".into(), qty)]).unwrap();
+        let order = orders::create(&db.pool, &new).await.unwrap();
+        ids.push((order.order.id, order.order.amount_minor));
+        sold += qty;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Few workers, so the batch is still running when the process dies.
+    let slow = [("STRIPE_WEBHOOK_SECRET", SECRET), ("RELEVO_WORKER_CONCURRENCY", "2"), ("RELEVO_WORKER_BATCH", "2")];
+    let mut node = start_node_with(&db, port, &slow);
+    let client = reqwest::Client::new();
+    wait_for("the node to listen", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+    for (i, (id, amount)) in ids.iter().enumerate() {
+        let body = json!({"id": format!("evt_{i}"), "type": "payment_intent.succeeded", "data": {"object": {
+            "object": "payment_intent", "id": format!("pi_{i}"), "amount": amount, "currency": "mxn",
+            "metadata": {"order_id": id.to_string()}}}})
+        .to_string();
+        let sig = relevo::providers::stripe::verify::sign(SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/webhooks/stripe"))
+            .header("Stripe-Signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let fulfilled = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from orders where status = 'fulfilled'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    wait_for("the batch to be under way", Duration::from_secs(60), || async { (fulfilled().await >= 10).then_some(()) }).await;
+
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    let at_kill = fulfilled().await;
+    assert!(at_kill < 150, "the batch finished before the kill ({at_kill})");
+    let mut node = start_node_with(&db, port, &[("STRIPE_WEBHOOK_SECRET", SECRET)]);
+    wait_for("all 150 orders to be fulfilled", Duration::from_secs(120), || async { (fulfilled().await == 150).then_some(()) }).await;
+
+    let (stock, sales, emails, fulfilments): (i32, i64, i64, i64) = sqlx::query_as(
+        "select (select stock from products where sku = 'CAL-001'),
+                (select count(*) from stock_movements where reason = 'sale'),
+                (select count(*) from emails where kind = 'order_confirmation'),
+                (select count(*) from order_transitions where signal = 'fulfilment')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stock as i64, 10_000 - sold, "no double decrement");
+    assert_eq!((sales, emails, fulfilments), (150, 150, 150), "each order fulfilled and mailed once");
+    node.start_kill().unwrap();
 }
