@@ -32,6 +32,10 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// `EMAIL_FROM`, e.g. `Tienda <ventas@example.mx>`.
     pub email_from: Option<String>,
+    /// `MERCADOPAGO_ACCESS_TOKEN`: reads payments (`GET /v1/payments/{id}`).
+    pub mercadopago_access_token: Option<SecretString>,
+    /// `MERCADOPAGO_API_BASE` (default https://api.mercadopago.com).
+    pub mercadopago_api_base: String,
     /// `RELEVO_RUN_WORKERS` (default true): `false` makes an API-only node
     /// (receives webhooks, serves ops) while other nodes execute runs.
     pub run_workers: bool,
@@ -182,6 +186,9 @@ impl Settings {
                 })?,
             smtp_url: get("SMTP_URL").map(SecretString::from),
             email_from: get("EMAIL_FROM"),
+            mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
+            mercadopago_api_base: get("MERCADOPAGO_API_BASE")
+                .unwrap_or_else(|| crate::providers::mercadopago::client::DEFAULT_API_BASE.into()),
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),

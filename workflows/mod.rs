@@ -17,7 +17,11 @@ pub fn registry(settings: &Settings) -> Registry {
         smtp_configured: settings.smtp_url.is_some() && settings.email_from.is_some(),
     });
     let registry = Registry::new()
-        .register(inbound_event::InboundEvent)
+        .register(inbound_event::InboundEvent {
+            mercadopago: settings.mercadopago_access_token.clone().map(|token| {
+                Arc::new(crate::providers::mercadopago::client::Client::new(&settings.mercadopago_api_base, token))
+            }),
+        })
         .register(payment_fulfilment::PaymentFulfilment { shop: shop.clone() })
         .register(oxxo_expiry::OxxoExpiry { shop });
     if settings.enable_test_workflows {

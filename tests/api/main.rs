@@ -9,6 +9,7 @@ mod crash;
 mod engine_guarantees;
 mod http_surface;
 mod lifecycle;
+mod mercadopago;
 mod ops;
 mod payments;
 mod webhooks;

@@ -145,7 +145,7 @@ async fn an_unconfigured_provider_answers_503_and_the_others_keep_working() {
     let db = TestDb::new().await;
     let mut s = settings(&db);
     s.webhooks.stripe_secrets = vec![SecretString::from(STRIPE_SECRET)];
-    let app = spawn_app_with(s, Registry::new().register(relevo::workflows::inbound_event::InboundEvent)).await;
+    let app = spawn_app_with(s, Registry::new().register(relevo::workflows::inbound_event::InboundEvent { mercadopago: None })).await;
 
     let resp = app.client.post(app.url("/webhooks/mercadopago")).body("{}").send().await.unwrap();
     assert!(resp.headers().get("retry-after").is_some());
@@ -320,7 +320,7 @@ async fn when_postgres_stops_mid_stream_every_200_is_stored_and_the_rest_got_503
     s.db_pool_size = 10;
     s.engine = fast_engine();
     s.webhooks.stripe_secrets = vec![SecretString::from(STRIPE_SECRET)];
-    let app = spawn_app_with(s, Registry::new().register(relevo::workflows::inbound_event::InboundEvent)).await;
+    let app = spawn_app_with(s, Registry::new().register(relevo::workflows::inbound_event::InboundEvent { mercadopago: None })).await;
     let url = app.url("/webhooks/stripe");
 
     // Four senders stream webhooks while Postgres is stopped (immediate) and started again.

@@ -1,2 +1,3 @@
 //! Mercado Pago.
+pub mod client;
 pub mod verify;
