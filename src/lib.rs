@@ -7,6 +7,7 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod ingest;
+pub mod mailer;
 pub mod providers;
 pub mod startup;
 pub mod telemetry;

@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
 async fn serve() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let settings = Settings::from_env()?;
-    let registry = workflows::registry(&settings);
+    let registry = workflows::registry(&settings)?;
     let app = startup::Application::build(settings, registry).await?;
     app.run_until(startup::shutdown_signal()).await
 }

@@ -50,6 +50,9 @@ impl Workflow for PaymentFulfilment {
             .tx_step("apply_signal", move |tx, _| {
                 Box::pin(async move {
                     let applied = fulfilment::apply_signal_using(tx, order_id, &update, event_id, &shop).await?;
+                    if let Applied::Moved { email_id: Some(email_id), .. } = &applied {
+                        deliver_using(tx, &shop, *email_id).await?;
+                    }
                     if let (Applied::Moved { to: OrderStatus::AwaitingOfflinePayment, .. }, Some(voucher)) =
                         (&applied, &update.oxxo)
                     {
@@ -69,11 +72,17 @@ impl Workflow for PaymentFulfilment {
                 let (shop, amount) = (self.shop.clone(), input.update.amount.clone());
                 let _: Fulfilment = ctx
                     .tx_step("fulfil", move |tx, _| {
-                        Box::pin(async move { Ok(fulfilment::fulfil_using(tx, order_id, amount.as_ref(), &shop).await?) })
+                        Box::pin(async move {
+                            let done = fulfilment::fulfil_using(tx, order_id, amount.as_ref(), &shop).await?;
+                            if let Fulfilment::Fulfilled { email_id } = &done {
+                                deliver_using(tx, &shop, *email_id).await?;
+                            }
+                            Ok(done)
+                        })
                     })
                     .await?;
             }
-            Applied::Moved { from, to: OrderStatus::Refunded } if from != OrderStatus::Refunded => {
+            Applied::Moved { from, to: OrderStatus::Refunded, .. } if from != OrderStatus::Refunded => {
                 let _: i64 = ctx
                     .tx_step("restore_stock", move |tx, _| {
                         Box::pin(async move { Ok(fulfilment::restore_stock_using(tx, order_id).await?) })
@@ -87,4 +96,16 @@ impl Workflow for PaymentFulfilment {
         }
         Ok(())
     }
+}
+
+/// With SMTP configured, starts the e-mail's delivery run in the transaction
+/// that queued it.
+async fn deliver_using(tx: &mut sqlx::PgConnection, shop: &Shop, email_id: Uuid) -> Result<(), StepError> {
+    if shop.smtp_configured {
+        let input = super::email_delivery::EmailDeliveryInput { email_id };
+        engine::start_using::<super::email_delivery::EmailDelivery>(tx, &input, None)
+            .await
+            .map_err(StepError::transient)?;
+    }
+    Ok(())
 }

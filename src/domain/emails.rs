@@ -91,6 +91,30 @@ pub fn oxxo_voucher(customer: &str, order_id: Uuid, voucher: &OxxoVoucher, amoun
     }
 }
 
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EmailRow {
+    pub to_address: String,
+    pub subject: String,
+    pub html: String,
+    pub text_body: String,
+    pub status: String,
+}
+
+pub async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<EmailRow>, sqlx::Error> {
+    sqlx::query_as("select to_address, subject, html, text_body, status from emails where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn mark_sent_using(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update emails set status = 'sent', sent_at = coalesce(sent_at, now()) where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Puts an e-mail in the outbox: `queued` when SMTP will send it, else `logged`.
 pub async fn queue_using(
     conn: &mut PgConnection,

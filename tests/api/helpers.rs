@@ -142,7 +142,6 @@ pub fn fast_engine() -> EngineSettings {
 /// A running in-process Relevo.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub pool: PgPool,
     pub engine: relevo::engine::Engine,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -156,7 +155,6 @@ pub async fn spawn_app(db: &TestDb, registry: Registry) -> TestApp {
 pub async fn spawn_app_with(settings: Settings, registry: Registry) -> TestApp {
     let app = Application::build(settings, registry).await.expect("app builds");
     let addr = app.local_addr();
-    let pool = app.pool().clone();
     let engine = app.engine().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(app.run_until(async move {
@@ -164,7 +162,6 @@ pub async fn spawn_app_with(settings: Settings, registry: Registry) -> TestApp {
     }));
     TestApp {
         addr,
-        pool,
         engine,
         client: reqwest::Client::new(),
         stop: Some(stop),

@@ -20,7 +20,7 @@ async fn shop(db: &TestDb, api: &MockServer) -> TestApp {
     s.webhooks.mercadopago_secret = Some(SecretString::from(SECRET));
     s.mercadopago_access_token = Some(SecretString::from(TOKEN_MP));
     s.mercadopago_api_base = api.uri();
-    let registry = relevo::workflows::registry(&s);
+    let registry = relevo::workflows::registry(&s).unwrap();
     spawn_app_with(s, registry).await
 }
 

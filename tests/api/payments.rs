@@ -16,7 +16,7 @@ const SECRET: &str = "whsec_payments";
 async fn shop(db: &TestDb) -> TestApp {
     let mut s = settings(db);
     s.webhooks.stripe_secrets = vec![SecretString::from(SECRET)];
-    let registry = relevo::workflows::registry(&s);
+    let registry = relevo::workflows::registry(&s).unwrap();
     spawn_app_with(s, registry).await
 }
 
@@ -249,5 +249,87 @@ async fn a_hundred_orders_with_shuffled_duplicated_events_end_right() {
     let paid = orders.iter().filter(|o| !o.2).count() as i64;
     assert_eq!(count(&db, "select count(*) from emails where kind = 'order_confirmation'").await, paid);
     assert_eq!(count(&db, "select count(*) from engine.runs where status = 'failed'").await, 0);
+    app.stop().await;
+}
+
+/// A minimal SMTP server that records each message's data; the first MAIL FROM
+/// gets a 451 (try later) when `fail_first`.
+async fn fake_smtp(fail_first: bool) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{atomic::{AtomicBool, Ordering}, Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(AtomicBool::new(!fail_first));
+    let store = messages.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else { return };
+            let (store, failed) = (store.clone(), failed.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        b"250 fake\r\n"
+                    } else if upper.starts_with("MAIL FROM") {
+                        if failed.swap(true, Ordering::SeqCst) { b"250 ok\r\n" } else { b"451 try again later\r\n" }
+                    } else if upper.starts_with("DATA") {
+                        write.write_all(b"354 go ahead\r\n").await.unwrap();
+                        let mut data = String::new();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        store.lock().unwrap().push(data);
+                        b"250 queued\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        write.write_all(b"221 bye\r\n").await.unwrap();
+                        return;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, messages)
+}
+
+#[tokio::test]
+async fn with_smtp_configured_the_confirmation_is_sent_once_after_a_temporary_refusal() {
+    let db = TestDb::new().await;
+    let (port, messages) = fake_smtp(true).await;
+    let mut s = settings(&db);
+    s.webhooks.stripe_secrets = vec![SecretString::from(SECRET)];
+    s.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
+    s.email_from = Some("Tienda <ventas@example.mx>".into());
+    let registry = relevo::workflows::registry(&s).unwrap();
+    let app = spawn_app_with(s, registry).await;
+    product(&app, "ZAP-001", 4599, 5).await;
+    let (id, amount) = order(&app, json!([{"sku": "ZAP-001", "quantity": 1}])).await;
+
+    send(&app, &pi_event("evt_m", "payment_intent.succeeded", &id, amount, json!({}))).await;
+    wait_for("the e-mail to be sent", Duration::from_secs(30), || async {
+        let e: Value = app.get("/api/v1/emails").send().await.unwrap().json().await.unwrap();
+        (e["items"][0]["status"] == "sent").then_some(e)
+    })
+    .await;
+
+    let email_id: uuid::Uuid = sqlx::query_scalar("select id from emails").fetch_one(&db.pool).await.unwrap();
+    let sent = messages.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one message despite the retry");
+    assert!(sent[0].contains(&format!("<{email_id}@relevo>")), "{}", sent[0]);
+    assert!(sent[0].contains("ana@example.mx") && sent[0].contains("multipart/alternative"));
+    let attempts = count(&db, "select count(*) from engine.run_attempts a join engine.runs r on r.id = a.run_id where r.workflow = 'email_delivery'").await;
+    assert_eq!(attempts, 2, "the 451 was retried");
     app.stop().await;
 }

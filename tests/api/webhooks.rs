@@ -32,7 +32,7 @@ async fn gateway(db: &TestDb) -> TestApp {
     )
     .unwrap();
     s.webhooks.max_body_bytes = 64 * 1024;
-    spawn_app_with(s, relevo::workflows::registry(&relevo::config::Settings::from_lookup(|_| None).unwrap())).await
+    spawn_app_with(s, relevo::workflows::registry(&relevo::config::Settings::from_lookup(|_| None).unwrap()).unwrap()).await
 }
 
 fn stripe_body(id: &str) -> String {

@@ -23,7 +23,13 @@ pub struct Shop {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Applied {
     UnknownOrder,
-    Moved { from: OrderStatus, to: OrderStatus },
+    Moved {
+        from: OrderStatus,
+        to: OrderStatus,
+        /// The e-mail this move queued (OXXO voucher), if any.
+        #[serde(default)]
+        email_id: Option<Uuid>,
+    },
     RefundRemembered,
     Ignored { status: OrderStatus, reason: String },
 }
@@ -142,10 +148,11 @@ pub async fn apply_signal_using(
                 .execute(&mut *conn)
                 .await?;
             outbox::record_using(conn, "payment.refunded", payload).await?;
-            Applied::Moved { from, to: OrderStatus::Refunded }
+            Applied::Moved { from, to: OrderStatus::Refunded, email_id: None }
         }
         Decision::Apply(to) => {
             record_using(conn, order_id, from, Some(to), signal, None, event_id).await?;
+            let mut email_id = None;
             match to {
                 OrderStatus::Paid => {
                     outbox::record_using(conn, "payment.received", json!({"order_id": order_id, "amount": update.amount, "provider": update.provider})).await?;
@@ -162,12 +169,12 @@ pub async fn apply_signal_using(
                 OrderStatus::AwaitingOfflinePayment => {
                     if let Some(voucher) = &update.oxxo {
                         let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
-                        emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
+                        email_id = Some(emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?);
                     }
                 }
                 _ => {}
             }
-            Applied::Moved { from, to }
+            Applied::Moved { from, to, email_id }
         }
     })
 }
@@ -176,7 +183,7 @@ pub async fn apply_signal_using(
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Fulfilment {
-    Fulfilled,
+    Fulfilled { email_id: Uuid },
     NeedsAttention { reason: String },
     NotPaid { status: OrderStatus },
 }
@@ -231,7 +238,7 @@ pub async fn fulfil_using(
         catalog::record_movement_using(conn, sku, -quantity, "sale", Some(order_id)).await?;
     }
     let mail = emails::order_confirmation(&order.name, order_id, &items, order.amount_minor, &order.currency);
-    emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
+    let email_id = emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
     record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::Fulfilled), "fulfilment", None, None).await?;
     outbox::record_using(
         conn,
@@ -239,7 +246,7 @@ pub async fn fulfil_using(
         json!({"order_id": order_id, "amount_minor": order.amount_minor, "currency": order.currency}),
     )
     .await?;
-    Ok(Fulfilment::Fulfilled)
+    Ok(Fulfilment::Fulfilled { email_id })
 }
 
 async fn needs_attention_using(conn: &mut PgConnection, order_id: Uuid, reason: String) -> Result<Fulfilment, sqlx::Error> {

@@ -124,7 +124,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::{pkcs8::DecodePrivateKey as _, Signer as _};
     use proptest::prelude::*;
-    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    use rsa::signature::SignatureEncoding as _;
 
     const ED_PRIV: &str = include_str!("../../../tests/fixtures/highlevel_ed25519_test_private.pem");
     const ED_PUB: &str = include_str!("../../../tests/fixtures/highlevel_ed25519_test_public.pem");

@@ -1,0 +1,54 @@
+//! Sends outbox e-mails over SMTP (lettre). Each message's `Message-ID` is the
+//! outbox id, so a resend after a crash is recognisable as the same e-mail.
+
+use lettre::{
+    message::{header::MessageId, Mailbox, MultiPart},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::engine::StepError;
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("SMTP_URL is not a valid SMTP URL (smtps://user:pass@host:465, smtp://host:587?tls=required): {0}")]
+    Url(String),
+    #[error("EMAIL_FROM is not a valid mailbox (\"Shop <sales@example.mx>\"): {0}")]
+    From(String),
+}
+
+impl Mailer {
+    pub fn new(url: &SecretString, from: &str) -> Result<Self, ConfigError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            // The error text may echo the URL (and its password): keep only its kind.
+            .map_err(|e| ConfigError::Url(if e.is_client() { "malformed URL".into() } else { "unusable URL".into() }))?
+            .timeout(Some(std::time::Duration::from_secs(20)))
+            .build();
+        let from = from.parse::<Mailbox>().map_err(|e| ConfigError::From(e.to_string()))?;
+        Ok(Self { transport, from })
+    }
+
+    pub async fn send(&self, id: Uuid, to: &str, subject: &str, html: &str, text: &str) -> Result<(), StepError> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| StepError::permanent(format!("recipient {to:?} is not a valid address: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(MessageId::from(format!("<{id}@relevo>")))
+            .multipart(MultiPart::alternative_plain_html(text.to_owned(), html.to_owned()))
+            .map_err(|e| StepError::permanent(format!("cannot build the e-mail: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(StepError::permanent(format!("SMTP refused the e-mail: {e}"))),
+            Err(e) => Err(StepError::transient(format!("SMTP: {e}"))),
+        }
+    }
+}
