@@ -333,3 +333,57 @@ async fn with_smtp_configured_the_confirmation_is_sent_once_after_a_temporary_re
     assert_eq!(attempts, 2, "the 451 was retried");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_permutation_of_an_oxxo_payment_through_the_webhook_ends_fulfilled() {
+    let db = TestDb::new().await;
+    let app = shop(&db).await;
+    product(&app, "GOR-001", 1500, 100).await;
+    let voucher = json!({"next_action": {"type": "oxxo_display_details", "oxxo_display_details":
+        {"expires_after": Utc::now().timestamp() + 3600, "hosted_voucher_url": "https://v", "number": "1"}}});
+    let kinds = [
+        ("payment_intent.requires_action", voucher),
+        ("payment_intent.processing", json!({})),
+        ("payment_intent.succeeded", json!({})),
+        ("payment_intent.succeeded", json!({})), // redelivered with a new event id
+    ];
+    let mut orders = vec![];
+    for perm in permutations(&[0usize, 1, 2, 3]) {
+        let (id, amount) = order(&app, json!([{"sku": "GOR-001", "quantity": 1}])).await;
+        for (n, k) in perm.iter().enumerate() {
+            let (kind, extra) = &kinds[*k];
+            assert_eq!(send(&app, &pi_event(&format!("evt_{id}_{n}"), kind, &id, amount, extra.clone())).await, 200);
+        }
+        orders.push(id);
+    }
+    assert_eq!(orders.len(), 24);
+    wait_for("every order to settle", Duration::from_secs(60), || async {
+        // The voucher timers sleep on (their vouchers expire in an hour).
+        let busy = "select count(*) from engine.runs where status not in ('succeeded', 'failed')
+                      and not (workflow = 'oxxo_expiry' and status = 'sleeping')";
+        (count(&db, busy).await == 0).then_some(())
+    })
+    .await;
+    for id in &orders {
+        assert_eq!(order_status(&app, id).await, "fulfilled", "order {id}");
+    }
+    assert_eq!(stock(&app, "GOR-001").await, 100 - 24);
+    assert_eq!(count(&db, "select count(*) from emails where kind = 'order_confirmation'").await, 24);
+    app.stop().await;
+}
+
+fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = vec![];
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, first);
+            out.push(p);
+        }
+    }
+    out
+}
