@@ -1,6 +1,7 @@
 //! Database access: the pool, the private cluster, and migrations.
 
 pub mod cluster;
+pub mod page;
 
 use std::time::Duration;
 

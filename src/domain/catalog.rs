@@ -176,18 +176,12 @@ pub async fn list(pool: &PgPool, limit: u32, after: Option<&str>) -> Result<(Vec
     let sql = format!(
         "select {COLUMNS} from products where ($1::text is null or sku > $1) order by sku limit $2"
     );
-    let mut rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(after)
         .bind(i64::from(limit) + 1)
         .fetch_all(pool)
         .await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|p| p.sku.clone())
-    } else {
-        None
-    };
-    Ok((rows, next))
+    Ok(crate::db::page::split(rows, limit, |p| p.sku.clone()))
 }
 
 pub async fn update(pool: &PgPool, sku: &str, patch: &ProductPatch) -> Result<Product, Error> {

@@ -128,14 +128,8 @@ pub async fn list(
         q.push(" and id < ").push_bind(c);
     }
     q.push(" order by id desc limit ").push_bind(i64::from(limit) + 1);
-    let mut rows: Vec<RunRow> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<RunRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::db::page::split(rows, limit, |r| r.id))
 }
 
 pub async fn show(pool: &PgPool, id: Uuid) -> Result<RunDetail> {

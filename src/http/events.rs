@@ -82,13 +82,7 @@ impl EventsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<EventPage>, ApiError> {
-        let cursor = match cursor.0.as_deref() {
-            None | Some("") => None,
-            Some(c) => Some(
-                Uuid::parse_str(c)
-                    .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned"))?,
-            ),
-        };
+        let cursor = super::parse_cursor(cursor.0.as_deref())?;
         let filter = EventFilter {
             provider: provider.0,
             kind: kind.0,

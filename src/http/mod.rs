@@ -121,3 +121,13 @@ async fn default_to_json<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     }
     Ok(next.call(req).await?.into_response())
 }
+
+/// A list endpoint's `cursor`: the UUID of the last item of the previous page.
+pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<uuid::Uuid>, error::ApiError> {
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(c) => uuid::Uuid::parse_str(c)
+            .map(Some)
+            .map_err(|_| error::ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")),
+    }
+}

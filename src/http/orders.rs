@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{auth::AdminAuth, error::ApiError, ApiTags, AppState};
+use super::{auth::AdminAuth, error::ApiError, parse_cursor, ApiTags, AppState};
 use crate::domain::orders::{self, NewOrder, Order, OrderStatus, TransitionRow};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +248,7 @@ impl OrdersApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<EmailPage>, ApiError> {
         let cursor = parse_cursor(cursor.0.as_deref())?;
-        let mut rows: Vec<EmailOut> = sqlx::query_as(
+        let rows: Vec<EmailOut> = sqlx::query_as(
             "select id, order_id, to_address, subject, kind, status, created_at, sent_at from emails
               where ($1::uuid is null or id < $1) order by id desc limit $2",
         )
@@ -256,27 +256,13 @@ impl OrdersApi {
         .bind(i64::from(limit.0) + 1)
         .fetch_all(&state.pool)
         .await?;
-        let next = if rows.len() > limit.0 as usize {
-            rows.truncate(limit.0 as usize);
-            rows.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(Json(EmailPage { items: rows, next_cursor: next }))
+        let (items, next) = crate::db::page::split(rows, limit.0, |e| e.id.to_string());
+        Ok(Json(EmailPage { items, next_cursor: next }))
     }
 }
 
 fn default_limit() -> u32 {
     50
-}
-
-fn parse_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    match c {
-        None | Some("") => Ok(None),
-        Some(c) => Uuid::parse_str(c)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")),
-    }
 }
 
 fn order_error(e: orders::Error) -> ApiError {

@@ -226,13 +226,7 @@ impl RunsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<RunPage>, ApiError> {
-        let cursor = match cursor.0.as_deref() {
-            None | Some("") => None,
-            Some(c) => Some(
-                Uuid::parse_str(c)
-                    .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned"))?,
-            ),
-        };
+        let cursor = super::parse_cursor(cursor.0.as_deref())?;
         let filter = RunFilter {
             status: status.0.map(|s| s.as_str().to_owned()),
             workflow: workflow.0,

@@ -98,14 +98,8 @@ pub async fn list(
         q.push(" and id < ").push_bind(c);
     }
     q.push(" order by id desc limit ").push_bind(i64::from(limit) + 1);
-    let mut rows: Vec<EventRow> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<EventRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::db::page::split(rows, limit, |r| r.id))
 }
 
 /// One event with its payload, headers and its run's status.

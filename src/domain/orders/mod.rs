@@ -250,18 +250,13 @@ pub async fn list(
           where ($1::order_status is null or status = $1) and ($2::uuid is null or id < $2)
           order by id desc limit $3"
     );
-    let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(status)
         .bind(cursor)
         .bind(i64::from(limit) + 1)
         .fetch_all(pool)
         .await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let (rows, next) = crate::db::page::split(rows, limit, |r| r.id);
     let mut orders = Vec::with_capacity(rows.len());
     for order in rows {
         let items = items_of(pool, order.id).await?;
