@@ -32,6 +32,8 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// `EMAIL_FROM`, e.g. `Tienda <ventas@example.mx>`.
     pub email_from: Option<String>,
+    /// Outbound webhook delivery.
+    pub outbound: crate::outbound::OutboundSettings,
     /// `MERCADOPAGO_ACCESS_TOKEN`: reads payments (`GET /v1/payments/{id}`).
     pub mercadopago_access_token: Option<SecretString>,
     /// `MERCADOPAGO_API_BASE` (default https://api.mercadopago.com).
@@ -186,6 +188,8 @@ impl Settings {
                 })?,
             smtp_url: get("SMTP_URL").map(SecretString::from),
             email_from: get("EMAIL_FROM"),
+            outbound: crate::outbound::OutboundSettings::from_lookup(&get)
+                .map_err(|(name, reason)| Error { name, reason })?,
             mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
             mercadopago_api_base: get("MERCADOPAGO_API_BASE")
                 .unwrap_or_else(|| crate::providers::mercadopago::client::DEFAULT_API_BASE.into()),

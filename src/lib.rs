@@ -8,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod ingest;
 pub mod mailer;
+pub mod outbound;
 pub mod providers;
 pub mod startup;
 pub mod telemetry;

@@ -25,6 +25,7 @@ pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
     local_addr: SocketAddr,
     run_workers: bool,
+    outbound: crate::outbound::OutboundSettings,
     state: AppState,
     cluster: Option<PrivateCluster>,
 }
@@ -57,11 +58,13 @@ impl Application {
             acceptor: acceptor.boxed(),
             local_addr,
             run_workers: settings.run_workers,
+            outbound: settings.outbound.clone(),
             state: AppState {
                 pool: database.pool,
                 engine,
                 admin_token: Arc::new(admin_token),
                 webhooks: Arc::new(settings.webhooks.clone()),
+                outbound: Arc::new(settings.outbound.clone()),
                 ingest,
             },
             cluster: database.cluster,
@@ -88,6 +91,11 @@ impl Application {
         if workers.is_none() {
             tracing::info!("RELEVO_RUN_WORKERS is off: this node receives and serves, other nodes run workflows");
         }
+        let (deliveries_stop, deliveries_stopped) = tokio::sync::watch::channel(false);
+        let deliveries = self.run_workers.then(|| {
+            let worker = Arc::new(crate::outbound::delivery::Worker::new(self.state.pool.clone(), self.outbound.clone()));
+            tokio::spawn(worker.run(deliveries_stopped))
+        });
         let retention = engine::retention::spawn(
             self.state.pool.clone(),
             self.state.engine.settings().retention,
@@ -109,9 +117,13 @@ impl Application {
         tracing::info!("shutting down: no new work; finishing in-flight runs");
         let _ = stop_tx.send(());
         retention.abort();
+        let _ = deliveries_stop.send(true);
         let stop_workers = async move {
             if let Some(workers) = workers {
                 workers.shutdown().await;
+            }
+            if let Some(deliveries) = deliveries {
+                let _ = tokio::time::timeout(Duration::from_secs(6), deliveries).await;
             }
         };
         let (_, served) = tokio::join!(stop_workers, server);

@@ -5,6 +5,7 @@ pub mod error;
 mod events;
 mod health;
 mod orders;
+mod outbound;
 mod products;
 pub mod runs;
 mod webhooks;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub engine: Engine,
     pub admin_token: Arc<SecretString>,
     pub webhooks: Arc<crate::config::WebhookSettings>,
+    pub outbound: Arc<crate::outbound::OutboundSettings>,
     pub ingest: crate::ingest::IngestWriter,
 }
 
@@ -44,6 +46,8 @@ pub enum ApiTags {
     Catalog,
     /// Orders and the e-mail outbox.
     Orders,
+    /// Outbound signed webhooks: subscriptions, events, deliveries.
+    Outbound,
     /// Provider webhook receivers (authenticated by provider signatures).
     Webhooks,
 }
@@ -52,7 +56,7 @@ type Apis = (
     health::HealthApi,
     runs::RunsApi,
     events::EventsApi,
-    (products::ProductsApi, orders::OrdersApi),
+    (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
     (
         webhooks::StripeWebhook,
         webhooks::MercadoPagoWebhook,
@@ -66,7 +70,7 @@ fn service() -> OpenApiService<Apis, ()> {
         health::HealthApi,
         runs::RunsApi,
         events::EventsApi,
-        (products::ProductsApi, orders::OrdersApi),
+        (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
         (
             webhooks::StripeWebhook,
             webhooks::MercadoPagoWebhook,

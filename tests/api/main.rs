@@ -11,5 +11,6 @@ mod http_surface;
 mod lifecycle;
 mod mercadopago;
 mod ops;
+mod outbound;
 mod payments;
 mod webhooks;

@@ -1,0 +1,446 @@
+//! The delivery worker: claims due deliveries with `FOR UPDATE SKIP LOCKED` and
+//! a lease longer than the request timeout, sends them with no transaction
+//! open, and records every attempt. Retries follow the configured schedule with
+//! ±20 % jitter; 429/503 honour `Retry-After` (capped); 410 disables the
+//! subscription; a subscription failing for `disable_after` is disabled.
+
+use std::{sync::Arc, time::{Duration, Instant}};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{json, Value};
+use sqlx::{postgres::PgListener, PgPool};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::{signing, ssrf, subscriptions, OutboundSettings};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than the request timeout, so a live sender never loses its claim.
+const LEASE_SECS: f64 = 30.0;
+const MAX_RESPONSE_BYTES: usize = 4096;
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+
+pub struct Worker {
+    pool: PgPool,
+    client: reqwest::Client,
+    settings: OutboundSettings,
+}
+
+struct Claimed {
+    id: Uuid,
+    event_id: Uuid,
+    subscription_id: Uuid,
+    attempt: i32,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Delivered(u16),
+    Failed { status: Option<u16>, kind: &'static str, retry_after: Option<Duration>, gone: bool },
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, settings: OutboundSettings) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(ssrf::GuardedResolver {
+                allow: Arc::new(settings.allow_nets.clone()),
+            }))
+            .user_agent(concat!("Relevo-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("reqwest client builds");
+        Self { pool, client, settings }
+    }
+
+    /// Runs until `stop` resolves; in-flight sends finish first.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut listener = PgListener::connect_with(&self.pool).await.ok();
+        if let Some(l) = listener.as_mut() {
+            let _ = l.listen("relevo_deliveries").await;
+        }
+        while !*stop.borrow() {
+            let free = slots.available_permits().max(1) as i64;
+            let claimed = match self.claim(free).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "claiming deliveries failed");
+                    Vec::new()
+                }
+            };
+            let idle = claimed.is_empty();
+            for c in claimed {
+                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.deliver(&c).await {
+                        tracing::warn!(delivery.id = %c.id, error.message = %e, "delivery bookkeeping failed; the lease will expire and it will be retried");
+                    }
+                    drop(permit);
+                });
+            }
+            if idle {
+                // Woken by the insert trigger's NOTIFY, or by the poll that backs it up.
+                let notified = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await.map(|_| ()).map_err(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        let _ = slots.acquire_many(self.settings.concurrency.max(1) as u32).await;
+    }
+
+    async fn claim(&self, n: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+        let rows: Vec<(Uuid, Uuid, Uuid, i32)> = sqlx::query_as(
+            "update deliveries d set status = 'delivering', attempts = d.attempts + 1,
+                    lease_until = now() + make_interval(secs => $2)
+              where d.id in (select id from deliveries
+                              where next_attempt_at <= now()
+                                and (status = 'pending' or (status = 'delivering' and lease_until < now()))
+                              order by next_attempt_at limit $1 for update skip locked)
+          returning d.id, d.event_id, d.subscription_id, d.attempts",
+        )
+        .bind(n)
+        .bind(LEASE_SECS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, event_id, subscription_id, attempt)| Claimed { id, event_id, subscription_id, attempt })
+            .collect())
+    }
+
+    async fn deliver(&self, c: &Claimed) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let event: Option<(String, Value, DateTime<Utc>)> =
+            sqlx::query_as("select type, payload, created_at from outbox_events where id = $1")
+                .bind(c.event_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let sub: Option<(String, String)> = sqlx::query_as("select url, status from subscriptions where id = $1")
+            .bind(c.subscription_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let keys = subscriptions::active_keys(&mut conn, c.subscription_id).await?;
+        drop(conn);
+        let (Some((kind, payload, created_at)), Some((url, status))) = (event, sub) else {
+            return self.finish(c, "failed", None, Some("event or subscription deleted")).await;
+        };
+        if status != "enabled" {
+            return self.finish(c, "failed", None, Some("subscription disabled")).await;
+        }
+        let body = serde_json::to_vec(&json!({"id": c.event_id, "type": kind, "created_at": created_at, "data": payload}))
+            .expect("event serialises");
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let (outcome, response_body) = self.send(&url, &keys, c.event_id, &kind, &body).await;
+        let duration_ms = clock.elapsed().as_millis() as i32;
+        metrics::histogram!("relevo_webhook_delivery_duration_seconds").record(clock.elapsed().as_secs_f64());
+        let (status_code, error_kind) = match &outcome {
+            Outcome::Delivered(s) => (Some(*s), None),
+            Outcome::Failed { status, kind, .. } => (*status, Some(*kind)),
+        };
+        if let Some(code) = status_code {
+            metrics::counter!("relevo_webhook_delivery_http_status_total", "code" => code.to_string()).increment(1);
+        }
+        sqlx::query(
+            "insert into delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, response_body)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.id)
+        .bind(c.attempt)
+        .bind(started_at)
+        .bind(duration_ms)
+        .bind(status_code.map(i32::from))
+        .bind(error_kind)
+        .bind(&response_body)
+        .execute(&self.pool)
+        .await?;
+        match outcome {
+            Outcome::Delivered(code) => {
+                metrics::counter!("relevo_webhook_deliveries_total", "status" => "delivered").increment(1);
+                sqlx::query(
+                    "update subscriptions set failing_since = null, last_success_at = now() where id = $1",
+                )
+                .bind(c.subscription_id)
+                .execute(&self.pool)
+                .await?;
+                self.finish_with(c, "delivered", Some(code), None, None).await
+            }
+            Outcome::Failed { status, kind, retry_after, gone } => {
+                let message = match status {
+                    Some(s) => format!("HTTP {s}"),
+                    None => kind.to_owned(),
+                };
+                if gone {
+                    self.disable(c.subscription_id, "the endpoint answered 410 Gone").await?;
+                    return self.finish_with(c, "failed", status, Some(&message), None).await;
+                }
+                self.note_failure(c.subscription_id).await?;
+                match self.next_attempt(c.attempt, retry_after) {
+                    Some(at) => {
+                        metrics::counter!("relevo_webhook_retries_total").increment(1);
+                        self.finish_with(c, "pending", status, Some(&message), Some(at)).await
+                    }
+                    None => {
+                        metrics::counter!("relevo_webhook_deliveries_total", "status" => "failed").increment(1);
+                        self.finish_with(c, "failed", status, Some(&message), None).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, url: &str, keys: &[Vec<u8>], id: Uuid, kind: &str, body: &[u8]) -> (Outcome, Option<String>) {
+        // IP-literal hosts never reach the resolver: vet them here.
+        if let Ok(parsed) = url::Url::parse(url) {
+            if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = parsed.host() {
+                let ip = match parsed.host() {
+                    Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+                    Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+                    _ => unreachable!(),
+                };
+                if ssrf::vet(ip, &self.settings.allow_nets).is_err() {
+                    return (Outcome::Failed { status: None, kind: "blocked_address", retry_after: None, gone: false }, None);
+                }
+            }
+        }
+        let Some(newest) = keys.first() else {
+            return (Outcome::Failed { status: None, kind: "no_signing_key", retry_after: None, gone: false }, None);
+        };
+        let webhook_id = id.to_string();
+        let ts = Utc::now().timestamp();
+        let request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &webhook_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signing::webhook_signature(keys, &webhook_id, ts, body))
+            .header("X-Signature", signing::x_signature(newest, body))
+            .header("X-Event", kind)
+            .body(body.to_vec());
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if is_blocked(&e) {
+                    "blocked_address"
+                } else if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect_error"
+                } else {
+                    "request_error"
+                };
+                return (Outcome::Failed { status: None, kind, retry_after: None, gone: false }, None);
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP));
+        let body = read_capped(response).await;
+        let outcome = if (200..300).contains(&status) {
+            Outcome::Delivered(status)
+        } else {
+            Outcome::Failed {
+                status: Some(status),
+                kind: "http_status",
+                retry_after: if status == 429 || status == 503 { retry_after } else { None },
+                gone: status == 410,
+            }
+        };
+        (outcome, Some(body))
+    }
+
+    /// After `attempt` failed: the schedule's wait ±20 %, at least `retry_after`.
+    fn next_attempt(&self, attempt: i32, retry_after: Option<Duration>) -> Option<DateTime<Utc>> {
+        let base = *self.settings.retry_schedule.get(attempt.max(1) as usize - 1)?;
+        let jitter = rand::rng().random_range(0.8..=1.2);
+        let wait = base.mul_f64(jitter).max(retry_after.unwrap_or_default());
+        Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
+    }
+
+    async fn finish(&self, c: &Claimed, status: &str, code: Option<u16>, error: Option<&str>) -> Result<(), sqlx::Error> {
+        self.finish_with(c, status, code, error, None).await
+    }
+
+    /// Guarded by the attempt number: a sender whose lease expired cannot
+    /// overwrite the newer attempt's result.
+    async fn finish_with(
+        &self,
+        c: &Claimed,
+        status: &str,
+        code: Option<u16>,
+        error: Option<&str>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update deliveries set status = $3, last_status = $4, last_error = $5, lease_until = null,
+                    next_attempt_at = coalesce($6, next_attempt_at),
+                    delivered_at = case when $3 = 'delivered' then now() else delivered_at end
+              where id = $1 and attempts = $2",
+        )
+        .bind(c.id)
+        .bind(c.attempt)
+        .bind(status)
+        .bind(code.map(i32::from))
+        .bind(error)
+        .bind(next)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts the failure clock; past `disable_after` without a success, disables.
+    async fn note_failure(&self, subscription: Uuid) -> Result<(), sqlx::Error> {
+        let since: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "update subscriptions set failing_since = coalesce(failing_since, now()) where id = $1 returning failing_since",
+        )
+        .bind(subscription)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        if let Some(since) = since {
+            if Utc::now() - since > chrono::Duration::from_std(self.settings.disable_after).unwrap_or(chrono::Duration::MAX) {
+                self.disable(subscription, "failing without a success for too long").await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn disable(&self, subscription: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "update subscriptions set status = 'disabled', disabled_reason = $2, updated_at = now()
+              where id = $1 and status = 'enabled'",
+        )
+        .bind(subscription)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() == 1 {
+            crate::domain::outbox::record_using(
+                &mut tx,
+                "subscription.disabled",
+                json!({"subscription_id": subscription, "reason": reason}),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+}
+
+fn is_blocked(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<ssrf::Refused>().is_some() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= MAX_RESPONSE_BYTES {
+            buf.truncate(MAX_RESPONSE_BYTES);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Publishes an event from the shop's systems. With an idempotency key that was
+/// used before, returns the earlier event and `false`.
+pub async fn publish(
+    pool: &PgPool,
+    kind: &str,
+    payload: &Value,
+    idempotency_key: Option<&str>,
+) -> Result<(Uuid, bool), sqlx::Error> {
+    let id = Uuid::now_v7();
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "insert into outbox_events (id, type, payload, idempotency_key, source) values ($1, $2, $3, $4, 'api')
+         on conflict (idempotency_key) do nothing returning id",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(payload)
+    .bind(idempotency_key)
+    .fetch_optional(pool)
+    .await?;
+    match inserted {
+        Some(id) => Ok((id, true)),
+        None => {
+            let existing = sqlx::query_scalar("select id from outbox_events where idempotency_key = $1")
+                .bind(idempotency_key)
+                .fetch_one(pool)
+                .await?;
+            Ok((existing, false))
+        }
+    }
+}
+
+/// Sends a `relevo.test` event to one subscription now.
+pub async fn send_test(pool: &PgPool, subscription: Uuid) -> Result<Uuid, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let event = crate::domain::outbox::record_using(
+        &mut tx,
+        "relevo.test",
+        json!({"subscription_id": subscription, "message": "test event from Relevo"}),
+    )
+    .await?;
+    let delivery: Uuid = sqlx::query_scalar(
+        "insert into deliveries (event_id, subscription_id) values ($1, $2) returning id",
+    )
+    .bind(event)
+    .bind(subscription)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("select pg_notify('relevo_deliveries', '')").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(delivery)
+}
+
+/// Queues a delivery again now (any status); `false` if it does not exist.
+pub async fn resend(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update deliveries set status = 'pending', next_attempt_at = now(), lease_until = null where id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    sqlx::query("select pg_notify('relevo_deliveries', '')").execute(pool).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Re-queues every failed delivery of a subscription created since `since`.
+pub async fn recover(pool: &PgPool, subscription: Uuid, since: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update deliveries set status = 'pending', next_attempt_at = now(), lease_until = null
+          where subscription_id = $1 and status = 'failed' and created_at >= $2",
+    )
+    .bind(subscription)
+    .bind(since)
+    .execute(pool)
+    .await?;
+    sqlx::query("select pg_notify('relevo_deliveries', '')").execute(pool).await?;
+    Ok(done.rows_affected())
+}

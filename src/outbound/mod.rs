@@ -1,0 +1,94 @@
+//! Outbound signed webhooks: subscriptions, the SSRF guard, signing, and the
+//! delivery worker. Events come from `outbox_events` (domain changes and
+//! `POST /api/v1/outbound-events`); a trigger creates one delivery per matching
+//! subscription in the event's own transaction.
+
+pub mod delivery;
+pub mod signing;
+pub mod ssrf;
+pub mod subscriptions;
+
+use std::time::Duration;
+
+/// `5s`, `30m`, `2h`, `5d` → a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// Delivery settings.
+#[derive(Clone, Debug)]
+pub struct OutboundSettings {
+    /// `RELEVO_OUTBOUND_RETRY_SCHEDULE` (default `5s,5m,30m,2h,5h,10h,10h`): the wait
+    /// after each failed attempt, ±20 % jitter; when exhausted the delivery fails.
+    pub retry_schedule: Vec<Duration>,
+    /// `RELEVO_OUTBOUND_DISABLE_AFTER` (default `5d`): a subscription failing with
+    /// no success for this long is disabled.
+    pub disable_after: Duration,
+    /// `RELEVO_OUTBOUND_ALLOW_NETS`: CIDRs exempt from the SSRF guard.
+    pub allow_nets: ssrf::AllowNets,
+    /// `RELEVO_OUTBOUND_CONCURRENCY` (default 32): deliveries in flight per node.
+    pub concurrency: usize,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule: ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+                .iter()
+                .filter_map(|s| parse_duration(s))
+                .collect(),
+            disable_after: Duration::from_secs(5 * 86400),
+            allow_nets: ssrf::AllowNets::default(),
+            concurrency: 32,
+        }
+    }
+}
+
+impl OutboundSettings {
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, (&'static str, String)> {
+        let mut s = Self::default();
+        if let Some(raw) = get("RELEVO_OUTBOUND_RETRY_SCHEDULE") {
+            s.retry_schedule = raw
+                .split(',')
+                .map(|p| parse_duration(p).ok_or_else(|| format!("{p:?} is not a duration like 5s, 30m, 2h")))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ("RELEVO_OUTBOUND_RETRY_SCHEDULE", e))?;
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_DISABLE_AFTER") {
+            s.disable_after = parse_duration(&raw)
+                .ok_or(("RELEVO_OUTBOUND_DISABLE_AFTER", format!("{raw:?} is not a duration like 5d")))?;
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_ALLOW_NETS") {
+            s.allow_nets = ssrf::AllowNets::parse(&raw).map_err(|e| ("RELEVO_OUTBOUND_ALLOW_NETS", e))?;
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_CONCURRENCY") {
+            s.concurrency = raw.parse().map_err(|_| ("RELEVO_OUTBOUND_CONCURRENCY", format!("{raw:?}")))?;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432000)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(OutboundSettings::default().retry_schedule.len(), 7);
+    }
+}

@@ -1,0 +1,224 @@
+//! Outbound webhooks against a real receiver that verifies every request with
+//! its own Standard Webhooks implementation.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use wiremock::{matchers, Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// What the receiver saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    webhook_id: String,
+    valid_with: Vec<usize>,
+    x_signature_ok: bool,
+    event: String,
+    user_agent: String,
+}
+
+/// Verifies like a subscriber would (Standard Webhooks spec, independent of
+/// Relevo's code); answers `script[n]` to the n-th request, then 200.
+struct Receiver {
+    keys: Arc<Mutex<Vec<Vec<u8>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Vec<u16>,
+}
+
+fn key_of(secret: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap()
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+impl Respond for Receiver {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let (id, ts, sigs) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
+        let signed = [id.as_bytes(), b".", ts.as_bytes(), b".", &req.body].concat();
+        let keys = self.keys.lock().unwrap().clone();
+        let mut valid_with = vec![];
+        for (i, key) in keys.iter().enumerate() {
+            let expected = base64::engine::general_purpose::STANDARD.encode(hmac(key, &signed));
+            if sigs.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|s| s.len() == expected.len() && s == expected) {
+                valid_with.push(i);
+            }
+        }
+        let ts_ok = (chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap_or(0)).abs() <= 300;
+        let x_signature_ok = keys.iter().any(|k| h("x-signature") == format!("sha256={}", hex::encode(hmac(k, &req.body))));
+        let mut seen = self.seen.lock().unwrap();
+        seen.push(Seen {
+            webhook_id: id,
+            valid_with: if ts_ok { valid_with } else { vec![] },
+            x_signature_ok,
+            event: h("x-event"),
+            user_agent: h("user-agent"),
+        });
+        let status = self.script.get(seen.len() - 1).copied().unwrap_or(200);
+        ResponseTemplate::new(status).set_body_string(format!("answer {}", seen.len()))
+    }
+}
+
+async fn app_with_outbound(db: &TestDb) -> TestApp {
+    let mut s = settings(db);
+    s.outbound.allow_nets = relevo::outbound::ssrf::AllowNets::parse("127.0.0.0/8").unwrap();
+    s.outbound.retry_schedule = vec![Duration::from_secs(1), Duration::from_secs(1), Duration::from_secs(2)];
+    spawn_app_with(s, relevo::engine::Registry::new()).await
+}
+
+async fn subscribe(app: &TestApp, url: &str, types: Value) -> (String, String) {
+    let resp = app.post("/api/v1/subscriptions").json(&json!({"url": url, "event_types": types})).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let s: Value = resp.json().await.unwrap();
+    (s["id"].as_str().unwrap().to_owned(), s["secret"].as_str().unwrap().to_owned())
+}
+
+async fn delivery_of(app: &TestApp, sub: &str) -> Value {
+    wait_for("a delivery", Duration::from_secs(20), || async {
+        let page: Value = app.get(&format!("/api/v1/deliveries?subscription_id={sub}")).send().await.unwrap().json().await.unwrap();
+        page["items"].as_array().unwrap().first().cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_delivery_failing_twice_is_retried_and_logged_and_every_request_is_signed() {
+    let db = TestDb::new().await;
+    let app = app_with_outbound(&db).await;
+    let keys = Arc::new(Mutex::new(vec![]));
+    let seen = Arc::new(Mutex::new(vec![]));
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/hook"))
+        .respond_with(Receiver { keys: keys.clone(), seen: seen.clone(), script: vec![500, 500] })
+        .mount(&receiver)
+        .await;
+    let (sub, secret) = subscribe(&app, &format!("{}/hook", receiver.uri()), json!(["order.shipped"])).await;
+    keys.lock().unwrap().push(key_of(&secret));
+
+    let resp = app
+        .post("/api/v1/outbound-events")
+        .json(&json!({"type": "order.shipped", "payload": {"order": 7}, "idempotency_key": "ship-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let event: Value = resp.json().await.unwrap();
+    let again = app
+        .post("/api/v1/outbound-events")
+        .json(&json!({"type": "order.shipped", "payload": {"order": 7}, "idempotency_key": "ship-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], event["id"]);
+
+    let d = delivery_of(&app, &sub).await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    let detail: Value = wait_for("the delivery to succeed", Duration::from_secs(30), || async {
+        let d: Value = app.get(&format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+        (d["status"] == "delivered").then_some(d)
+    })
+    .await;
+
+    let codes: Vec<i64> = detail["attempts_log"].as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap()).collect();
+    assert_eq!(codes, vec![500, 500, 200]);
+    assert_eq!(detail["attempts_log"][2]["response_body"], "answer 3");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.webhook_id, event["id"].as_str().unwrap(), "webhook-id is stable across retries");
+        assert_eq!(s.valid_with, vec![0], "Standard Webhooks signature verifies");
+        assert!(s.x_signature_ok);
+        assert_eq!(s.event, "order.shipped");
+        assert!(s.user_agent.starts_with("Relevo-Webhooks/"));
+    }
+    // Only one subscription matched; a domain event of another type goes nowhere.
+    let total: i64 = sqlx::query_scalar("select count(*) from deliveries").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(total, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn during_rotation_requests_verify_with_either_secret() {
+    let db = TestDb::new().await;
+    let app = app_with_outbound(&db).await;
+    let keys = Arc::new(Mutex::new(vec![]));
+    let seen = Arc::new(Mutex::new(vec![]));
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .respond_with(Receiver { keys: keys.clone(), seen: seen.clone(), script: vec![] })
+        .mount(&receiver)
+        .await;
+    let (sub, old) = subscribe(&app, &format!("{}/hook", receiver.uri()), json!(["*"])).await;
+    let rotated: Value = app.post(&format!("/api/v1/subscriptions/{sub}/rotate-secret")).send().await.unwrap().json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    keys.lock().unwrap().extend([key_of(&old), key_of(&new)]);
+
+    let resp = app.post(&format!("/api/v1/subscriptions/{sub}/test")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_for("the test event", Duration::from_secs(20), || async { (!seen.lock().unwrap().is_empty()).then_some(()) }).await;
+
+    let s = seen.lock().unwrap()[0].clone();
+    assert_eq!(s.valid_with, vec![0, 1], "one signature per active secret");
+    assert_eq!(s.event, "relevo.test");
+    let shown: Value = app.get(&format!("/api/v1/subscriptions/{sub}")).send().await.unwrap().json().await.unwrap();
+    assert!(shown.get("secret").is_none(), "the secret is never shown again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_410_disables_the_subscription() {
+    let db = TestDb::new().await;
+    let app = app_with_outbound(&db).await;
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::any()).respond_with(ResponseTemplate::new(410)).mount(&receiver).await;
+    let (sub, _) = subscribe(&app, &format!("{}/gone", receiver.uri()), json!(["*"])).await;
+    app.post(&format!("/api/v1/subscriptions/{sub}/test")).send().await.unwrap();
+    wait_for("the subscription to be disabled", Duration::from_secs(20), || async {
+        let s: Value = app.get(&format!("/api/v1/subscriptions/{sub}")).send().await.unwrap().json().await.unwrap();
+        (s["status"] == "disabled").then_some(())
+    })
+    .await;
+    let d = delivery_of(&app, &sub).await;
+    assert_eq!((d["status"].as_str(), d["last_status"].as_i64()), (Some("failed"), Some(410)));
+    let disabled: i64 = sqlx::query_scalar("select count(*) from outbox_events where type = 'subscription.disabled'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(disabled, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn urls_to_private_or_loopback_addresses_are_refused_at_creation() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await; // no allowlist
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://10.0.0.8/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:192.168.0.1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",
+        "http://8.8.8.8/hook",
+        "not a url",
+    ] {
+        let resp = app.post("/api/v1/subscriptions").json(&json!({"url": url, "event_types": ["*"]})).send().await.unwrap();
+        assert_eq!(resp.status(), 422, "{url}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["fields"][0]["loc"], "url", "{url}");
+    }
+    app.stop().await;
+}
