@@ -15,9 +15,6 @@ use uuid::Uuid;
 
 use super::{signing, ssrf, subscriptions, OutboundSettings};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longer than the request timeout, so a live sender never loses its claim.
-const LEASE_SECS: f64 = 30.0;
 const MAX_RESPONSE_BYTES: usize = 4096;
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
@@ -43,7 +40,7 @@ enum Outcome {
 impl Worker {
     pub fn new(pool: PgPool, settings: OutboundSettings) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(settings.request_timeout)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(ssrf::GuardedResolver {
@@ -111,7 +108,8 @@ impl Worker {
           returning d.id, d.event_id, d.subscription_id, d.attempts",
         )
         .bind(n)
-        .bind(LEASE_SECS)
+        // Longer than the request timeout, so a live sender never loses its claim.
+        .bind(self.settings.lease.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -127,17 +125,23 @@ impl Worker {
                 .bind(c.event_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        let sub: Option<(String, String)> = sqlx::query_as("select url, status from subscriptions where id = $1")
-            .bind(c.subscription_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let sub: Option<(String, String, Option<i32>)> =
+            sqlx::query_as("select url, status, rate_limit_per_sec from subscriptions where id = $1")
+                .bind(c.subscription_id)
+                .fetch_optional(&mut *conn)
+                .await?;
         let keys = subscriptions::active_keys(&mut conn, c.subscription_id).await?;
         drop(conn);
-        let (Some((kind, payload, created_at)), Some((url, status))) = (event, sub) else {
+        let (Some((kind, payload, created_at)), Some((url, status, rate))) = (event, sub) else {
             return self.finish(c, "failed", None, Some("event or subscription deleted")).await;
         };
         if status != "enabled" {
             return self.finish(c, "failed", None, Some("subscription disabled")).await;
+        }
+        if let Some(limit) = rate {
+            if !self.take_rate_slot(c.subscription_id, limit).await? {
+                return self.throttle(c).await;
+            }
         }
         let body = serde_json::to_vec(&json!({"id": c.event_id, "type": kind, "created_at": created_at, "data": payload}))
             .expect("event serialises");
@@ -264,6 +268,41 @@ impl Worker {
             }
         };
         (outcome, Some(body))
+    }
+
+    /// Takes one of the subscription's `limit` slots in the current second, shared
+    /// by all nodes through one upserted row.
+    async fn take_rate_slot(&self, subscription: Uuid, limit: i32) -> Result<bool, sqlx::Error> {
+        let taken: Option<i32> = sqlx::query_scalar(
+            "insert into subscription_rate_windows (subscription_id, window_start, sent)
+             values ($1, date_trunc('second', clock_timestamp()), 1)
+             on conflict (subscription_id, window_start) do update
+                set sent = subscription_rate_windows.sent + 1
+              where subscription_rate_windows.sent < $2
+             returning sent",
+        )
+        .bind(subscription)
+        .bind(limit)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Over the rate limit: back to pending for the next second, attempt not counted.
+    async fn throttle(&self, c: &Claimed) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update deliveries set status = 'pending', attempts = attempts - 1, lease_until = null,
+                    next_attempt_at = date_trunc('second', clock_timestamp()) + interval '1 second'
+              where id = $1 and attempts = $2",
+        )
+        .bind(c.id)
+        .bind(c.attempt)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("delete from subscription_rate_windows where window_start < now() - interval '1 minute'")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// After `attempt` failed: the schedule's wait ±20 %, at least `retry_after`.

@@ -39,6 +39,11 @@ pub struct OutboundSettings {
     pub allow_nets: ssrf::AllowNets,
     /// `RELEVO_OUTBOUND_CONCURRENCY` (default 32): deliveries in flight per node.
     pub concurrency: usize,
+    /// `RELEVO_OUTBOUND_TIMEOUT` (default `10s`): the whole request.
+    pub request_timeout: Duration,
+    /// `RELEVO_OUTBOUND_LEASE` (default `30s`, must exceed the timeout): how long a
+    /// claimed delivery stays with its sender before another node may take it.
+    pub lease: Duration,
 }
 
 impl Default for OutboundSettings {
@@ -51,6 +56,8 @@ impl Default for OutboundSettings {
             disable_after: Duration::from_secs(5 * 86400),
             allow_nets: ssrf::AllowNets::default(),
             concurrency: 32,
+            request_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -71,6 +78,14 @@ impl OutboundSettings {
         }
         if let Some(raw) = get("RELEVO_OUTBOUND_ALLOW_NETS") {
             s.allow_nets = ssrf::AllowNets::parse(&raw).map_err(|e| ("RELEVO_OUTBOUND_ALLOW_NETS", e))?;
+        }
+        for (name, field) in [("RELEVO_OUTBOUND_TIMEOUT", &mut s.request_timeout), ("RELEVO_OUTBOUND_LEASE", &mut s.lease)] {
+            if let Some(raw) = get(name) {
+                *field = parse_duration(&raw).ok_or((name, format!("{raw:?} is not a duration like 10s")))?;
+            }
+        }
+        if s.lease <= s.request_timeout {
+            return Err(("RELEVO_OUTBOUND_LEASE", "must be longer than RELEVO_OUTBOUND_TIMEOUT".into()));
         }
         if let Some(raw) = get("RELEVO_OUTBOUND_CONCURRENCY") {
             s.concurrency = raw.parse().map_err(|_| ("RELEVO_OUTBOUND_CONCURRENCY", format!("{raw:?}")))?;

@@ -222,3 +222,42 @@ async fn urls_to_private_or_loopback_addresses_are_refused_at_creation() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_rate_limit_spreads_deliveries_over_seconds() {
+    let db = TestDb::new().await;
+    let app = app_with_outbound(&db).await;
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    let resp = app
+        .post("/api/v1/subscriptions")
+        .json(&json!({"url": format!("{}/slow", receiver.uri()), "event_types": ["tick"], "rate_limit_per_sec": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    for i in 0..6 {
+        app.post("/api/v1/outbound-events").json(&json!({"type": "tick", "payload": {"i": i}})).send().await.unwrap();
+    }
+    wait_for("6 deliveries", Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from deliveries where status = 'delivered'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (n == 6).then_some(())
+    })
+    .await;
+
+    let (max_per_second, span): (i32, f64) = sqlx::query_as(
+        "select (select max(sent) from subscription_rate_windows),
+                extract(epoch from max(delivered_at) - min(delivered_at))::float8 from deliveries",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(max_per_second, 2);
+    assert!(span >= 1.0, "6 deliveries at 2/s cannot all land within a second ({span}s)");
+    let throttled: i32 = sqlx::query_scalar("select max(attempts) from deliveries").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(throttled, 1, "waiting for a slot does not count as an attempt");
+    app.stop().await;
+}
