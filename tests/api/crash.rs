@@ -243,3 +243,81 @@ async fn a_fulfilment_batch_killed_midway_ends_with_no_double_decrement_or_email
     assert_eq!((sales, emails, fulfilments), (150, 150, 150), "each order fulfilled and mailed once");
     node.start_kill().unwrap();
 }
+
+/// Records the `webhook-id` of every request, answering 200 after a short delay.
+struct SlowReceiver(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl wiremock::Respond for SlowReceiver {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let id = req.headers.get("webhook-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        self.0.lock().unwrap().push(id);
+        wiremock::ResponseTemplate::new(200).set_delay(Duration::from_millis(150))
+    }
+}
+
+#[tokio::test]
+async fn deliveries_cut_by_a_kill_all_end_delivered_and_a_deduping_receiver_sees_each_event_once() {
+    let db = TestDb::new().await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let receiver = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(SlowReceiver(seen.clone()))
+        .mount(&receiver)
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = [
+        ("RELEVO_OUTBOUND_ALLOW_NETS", "127.0.0.0/8"),
+        ("RELEVO_OUTBOUND_TIMEOUT", "2s"),
+        ("RELEVO_OUTBOUND_LEASE", "3s"),
+        ("RELEVO_OUTBOUND_CONCURRENCY", "2"),
+    ];
+    let mut node = start_node_with(&db, port, &env);
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let client = reqwest::Client::new();
+    wait_for("the node to listen", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+    let resp = client
+        .post(format!("{api}/subscriptions"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": format!("{}/hook", receiver.uri()), "event_types": ["*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let mut events = std::collections::HashSet::new();
+    for i in 0..30 {
+        let e: serde_json::Value = client
+            .post(format!("{api}/outbound-events"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"type": "stock.low", "payload": {"i": i}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events.insert(e["id"].as_str().unwrap().to_owned());
+    }
+    wait_for("deliveries to be under way", Duration::from_secs(30), || async { (seen.lock().unwrap().len() >= 5).then_some(()) }).await;
+
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    let before_restart = seen.lock().unwrap().len();
+    assert!(before_restart < 30, "all deliveries finished before the kill");
+    let mut node = start_node_with(&db, port, &env);
+    wait_for("all 30 deliveries to be delivered", Duration::from_secs(60), || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from deliveries where status = 'delivered'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (n == 30).then_some(())
+    })
+    .await;
+
+    let unique: std::collections::HashSet<String> = seen.lock().unwrap().iter().cloned().collect();
+    assert_eq!(unique, events, "after deduplication on webhook-id the receiver has every event exactly once");
+    node.start_kill().unwrap();
+}
