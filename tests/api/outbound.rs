@@ -261,3 +261,52 @@ async fn the_rate_limit_spreads_deliveries_over_seconds() {
     assert_eq!(throttled, 1, "waiting for a slot does not count as an attempt");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn domain_events_fan_out_and_failures_can_be_resent_recovered_or_disable_a_subscription() {
+    let db = TestDb::new().await;
+    let app = app_with_outbound(&db).await;
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::any()).respond_with(ResponseTemplate::new(500)).mount(&receiver).await;
+    let (sub, _) = subscribe(&app, &format!("{}/erp", receiver.uri()), json!(["sales_order.created"])).await;
+
+    // A domain change writes its event; the trigger creates the delivery in that transaction.
+    app.post("/api/v1/products")
+        .json(&json!({"sku": "A-1", "name": "A", "price_minor": 100, "currency": "MXN", "stock": 1}))
+        .send()
+        .await
+        .unwrap();
+    app.post("/api/v1/orders")
+        .json(&json!({"customer": {"email": "a@example.mx", "name": "A"}, "items": [{"sku": "A-1", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let d = delivery_of(&app, &sub).await;
+    assert_eq!(d["event_type"], "sales_order.created");
+    let id = d["id"].as_str().unwrap().to_owned();
+    wait_for("the schedule to run out", Duration::from_secs(30), || async {
+        let d: Value = app.get(&format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+        (d["status"] == "failed").then_some(())
+    })
+    .await;
+    let detail: Value = app.get(&format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(detail["attempts_log"].as_array().unwrap().len(), 4, "first try + the 3 scheduled retries");
+
+    // Recover and resend put it back in the queue.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let r: Value = app.post(&format!("/api/v1/subscriptions/{sub}/recover")).json(&json!({"since": since})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["requeued"], 1);
+    assert_eq!(app.post(&format!("/api/v1/deliveries/{id}/resend")).send().await.unwrap().status(), 200);
+
+    // Failing for longer than RELEVO_OUTBOUND_DISABLE_AFTER disables the subscription.
+    sqlx::query("update subscriptions set failing_since = now() - interval '6 days'").execute(&db.pool).await.unwrap();
+    wait_for("the subscription to be disabled", Duration::from_secs(30), || async {
+        let s: Value = app.get(&format!("/api/v1/subscriptions/{sub}")).send().await.unwrap().json().await.unwrap();
+        (s["status"] == "disabled").then_some(())
+    })
+    .await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("relevo_webhook_retries_total"), "{metrics}");
+    assert!(metrics.contains("relevo_webhook_delivery_http_status_total{code=\"500\"}"));
+    app.stop().await;
+}
