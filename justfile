@@ -20,3 +20,7 @@ bench-engine runs="10000":
 bench-ingest seconds="10":
     cargo build --release --bin relevo --bin bench-ingest
     ./target/release/bench-ingest --seconds {{seconds}}
+
+# Outbound delivery: 20,000 events to 4 local subscribers, then 200 events/s for 60 s, vs pgbench.
+bench-deliver events="20000" seconds="60":
+    cargo run --release --bin bench-deliver -- --events {{events}} --seconds {{seconds}}

@@ -13,7 +13,7 @@ use sqlx::{postgres::PgListener, PgPool};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use super::{signing, ssrf, subscriptions, OutboundSettings};
+use super::{signing, ssrf, OutboundSettings};
 
 const MAX_RESPONSE_BYTES: usize = 4096;
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
@@ -24,11 +24,28 @@ pub struct Worker {
     settings: OutboundSettings,
 }
 
+/// A claimed delivery with what sending it needs (one query).
+struct AttemptLog {
+    started_at: DateTime<Utc>,
+    duration_ms: i32,
+    error_kind: Option<&'static str>,
+    response_body: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
 struct Claimed {
     id: Uuid,
     event_id: Uuid,
     subscription_id: Uuid,
     attempt: i32,
+    event_type: Option<String>,
+    payload: Option<Value>,
+    event_created_at: Option<DateTime<Utc>>,
+    url: Option<String>,
+    subscription_status: Option<String>,
+    rate_limit_per_sec: Option<i32>,
+    /// Active signing keys, newest first.
+    keys: Option<Vec<Vec<u8>>>,
 }
 
 /// How one attempt ended.
@@ -98,46 +115,47 @@ impl Worker {
     }
 
     async fn claim(&self, n: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-        let rows: Vec<(Uuid, Uuid, Uuid, i32)> = sqlx::query_as(
-            "update deliveries d set status = 'delivering', attempts = d.attempts + 1,
-                    lease_until = now() + make_interval(secs => $2)
-              where d.id in (select id from deliveries
-                              where next_attempt_at <= now()
-                                and (status = 'pending' or (status = 'delivering' and lease_until < now()))
-                              order by next_attempt_at limit $1 for update skip locked)
-          returning d.id, d.event_id, d.subscription_id, d.attempts",
+        sqlx::query_as(
+            "with claimed as (
+                update deliveries d set status = 'delivering', attempts = d.attempts + 1,
+                       lease_until = now() + make_interval(secs => $2)
+                 where d.id in (select id from deliveries
+                                 where next_attempt_at <= now()
+                                   and (status = 'pending' or (status = 'delivering' and lease_until < now()))
+                                 order by next_attempt_at limit $1 for update skip locked)
+             returning d.id, d.event_id, d.subscription_id, d.attempts)
+             select c.id, c.event_id, c.subscription_id, c.attempts as attempt,
+                    e.type as event_type, e.payload, e.created_at as event_created_at,
+                    s.url, s.status as subscription_status, s.rate_limit_per_sec,
+                    (select array_agg(k.key order by k.id desc) from subscription_secrets k
+                      where k.subscription_id = c.subscription_id
+                        and (k.expires_at is null or k.expires_at > now())) as keys
+               from claimed c
+               left join outbox_events e on e.id = c.event_id
+               left join subscriptions s on s.id = c.subscription_id",
         )
         .bind(n)
         // Longer than the request timeout, so a live sender never loses its claim.
         .bind(self.settings.lease.as_secs_f64())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, event_id, subscription_id, attempt)| Claimed { id, event_id, subscription_id, attempt })
-            .collect())
+        .await
     }
 
     async fn deliver(&self, c: &Claimed) -> Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let event: Option<(String, Value, DateTime<Utc>)> =
-            sqlx::query_as("select type, payload, created_at from outbox_events where id = $1")
-                .bind(c.event_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let sub: Option<(String, String, Option<i32>)> =
-            sqlx::query_as("select url, status, rate_limit_per_sec from subscriptions where id = $1")
-                .bind(c.subscription_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let keys = subscriptions::active_keys(&mut conn, c.subscription_id).await?;
-        drop(conn);
-        let (Some((kind, payload, created_at)), Some((url, status, rate))) = (event, sub) else {
+        let (Some(kind), Some(payload), Some(created_at), Some(url), Some(status)) = (
+            c.event_type.as_deref(),
+            c.payload.as_ref(),
+            c.event_created_at,
+            c.url.as_deref(),
+            c.subscription_status.as_deref(),
+        ) else {
             return self.finish(c, "failed", None, Some("event or subscription deleted")).await;
         };
         if status != "enabled" {
             return self.finish(c, "failed", None, Some("subscription disabled")).await;
         }
+        let rate = c.rate_limit_per_sec;
+        let keys = c.keys.clone().unwrap_or_default();
         if let Some(limit) = rate {
             if !self.take_rate_slot(c.subscription_id, limit).await? {
                 return self.throttle(c).await;
@@ -147,7 +165,7 @@ impl Worker {
             .expect("event serialises");
         let started_at = Utc::now();
         let clock = Instant::now();
-        let (outcome, response_body) = self.send(&url, &keys, c.event_id, &kind, &body).await;
+        let (outcome, response_body) = self.send(url, &keys, c.event_id, kind, &body).await;
         let duration_ms = clock.elapsed().as_millis() as i32;
         metrics::histogram!("relevo_webhook_delivery_duration_seconds").record(clock.elapsed().as_secs_f64());
         let (status_code, error_kind) = match &outcome {
@@ -157,29 +175,22 @@ impl Worker {
         if let Some(code) = status_code {
             metrics::counter!("relevo_webhook_delivery_http_status_total", "code" => code.to_string()).increment(1);
         }
-        sqlx::query(
-            "insert into delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, response_body)
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(c.id)
-        .bind(c.attempt)
-        .bind(started_at)
-        .bind(duration_ms)
-        .bind(status_code.map(i32::from))
-        .bind(error_kind)
-        .bind(&response_body)
-        .execute(&self.pool)
-        .await?;
+        let attempt = AttemptLog { started_at, duration_ms, error_kind, response_body };
         match outcome {
             Outcome::Delivered(code) => {
                 metrics::counter!("relevo_webhook_deliveries_total", "status" => "delivered").increment(1);
+                self.record(c, &attempt, "delivered", Some(code), None, None).await?;
+                // Touch the (hot) subscription row only to end a failure streak, or
+                // at most once a second for last_success_at.
                 sqlx::query(
-                    "update subscriptions set failing_since = null, last_success_at = now() where id = $1",
+                    "update subscriptions set failing_since = null, last_success_at = now()
+                      where id = $1 and (failing_since is not null or last_success_at is null
+                                         or last_success_at < now() - interval '1 second')",
                 )
                 .bind(c.subscription_id)
                 .execute(&self.pool)
                 .await?;
-                self.finish_with(c, "delivered", Some(code), None, None).await
+                Ok(())
             }
             Outcome::Failed { status, kind, retry_after, gone } => {
                 let message = match status {
@@ -187,22 +198,58 @@ impl Worker {
                     None => kind.to_owned(),
                 };
                 if gone {
-                    self.disable(c.subscription_id, "the endpoint answered 410 Gone").await?;
-                    return self.finish_with(c, "failed", status, Some(&message), None).await;
+                    self.record(c, &attempt, "failed", status, Some(&message), None).await?;
+                    return self.disable(c.subscription_id, "the endpoint answered 410 Gone").await;
                 }
-                self.note_failure(c.subscription_id).await?;
                 match self.next_attempt(c.attempt, retry_after) {
                     Some(at) => {
                         metrics::counter!("relevo_webhook_retries_total").increment(1);
-                        self.finish_with(c, "pending", status, Some(&message), Some(at)).await
+                        self.record(c, &attempt, "pending", status, Some(&message), Some(at)).await?;
                     }
                     None => {
                         metrics::counter!("relevo_webhook_deliveries_total", "status" => "failed").increment(1);
-                        self.finish_with(c, "failed", status, Some(&message), None).await
+                        self.record(c, &attempt, "failed", status, Some(&message), None).await?;
                     }
                 }
+                self.note_failure(c.subscription_id).await
             }
         }
+    }
+
+    /// Logs the attempt and sets the delivery's new state in one statement,
+    /// guarded by the attempt number (a sender whose lease expired cannot
+    /// overwrite a newer attempt's result).
+    async fn record(
+        &self,
+        c: &Claimed,
+        a: &AttemptLog,
+        status: &str,
+        code: Option<u16>,
+        error: Option<&str>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "with logged as (
+                insert into delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, response_body)
+                values ($1, $2, $7, $8, $4, $9, $10))
+             update deliveries set status = $3, last_status = $4, last_error = $5, lease_until = null,
+                    next_attempt_at = coalesce($6, next_attempt_at),
+                    delivered_at = case when $3 = 'delivered' then now() else delivered_at end
+              where id = $1 and attempts = $2",
+        )
+        .bind(c.id)
+        .bind(c.attempt)
+        .bind(status)
+        .bind(code.map(i32::from))
+        .bind(error)
+        .bind(next)
+        .bind(a.started_at)
+        .bind(a.duration_ms)
+        .bind(a.error_kind)
+        .bind(&a.response_body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn send(&self, url: &str, keys: &[Vec<u8>], id: Uuid, kind: &str, body: &[u8]) -> (Outcome, Option<String>) {

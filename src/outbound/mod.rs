@@ -37,7 +37,7 @@ pub struct OutboundSettings {
     pub disable_after: Duration,
     /// `RELEVO_OUTBOUND_ALLOW_NETS`: CIDRs exempt from the SSRF guard.
     pub allow_nets: ssrf::AllowNets,
-    /// `RELEVO_OUTBOUND_CONCURRENCY` (default 32): deliveries in flight per node.
+    /// `RELEVO_OUTBOUND_CONCURRENCY` (default 64): deliveries in flight per node.
     pub concurrency: usize,
     /// `RELEVO_OUTBOUND_TIMEOUT` (default `10s`): the whole request.
     pub request_timeout: Duration,
@@ -55,7 +55,7 @@ impl Default for OutboundSettings {
                 .collect(),
             disable_after: Duration::from_secs(5 * 86400),
             allow_nets: ssrf::AllowNets::default(),
-            concurrency: 32,
+            concurrency: 64,
             request_timeout: Duration::from_secs(10),
             lease: Duration::from_secs(30),
         }

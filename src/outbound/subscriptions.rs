@@ -80,17 +80,6 @@ pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Er
     Ok(Some(key))
 }
 
-/// Keys that sign now, newest first.
-pub async fn active_keys(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select key from subscription_secrets
-          where subscription_id = $1 and (expires_at is null or expires_at > now()) order by id desc",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await
-}
-
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Subscription>, sqlx::Error> {
     let sql = format!("select {COLUMNS} from subscriptions where id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await
