@@ -59,6 +59,7 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+#[derive(Default)]
 pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]

@@ -29,6 +29,7 @@ pub enum ReadyResponse {
     NotReady(Json<ErrorBody>),
 }
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]

@@ -66,18 +66,7 @@ type Apis = (
 );
 
 fn service() -> OpenApiService<Apis, ()> {
-    let apis = (
-        health::HealthApi,
-        runs::RunsApi,
-        events::EventsApi,
-        (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
-        (
-            webhooks::StripeWebhook,
-            webhooks::MercadoPagoWebhook,
-            webhooks::WhatsAppWebhook,
-            webhooks::HighLevelWebhook,
-        ),
-    );
+    let apis = Apis::default();
     OpenApiService::new(apis, "Relevo", env!("CARGO_PKG_VERSION"))
         .description(
             "Durable workflows for webhook-driven integrations. `/api/v1` needs \

@@ -188,6 +188,7 @@ pub struct EmailPage {
     pub next_cursor: Option<String>,
 }
 
+#[derive(Default)]
 pub struct OrdersApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Orders")]

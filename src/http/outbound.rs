@@ -200,6 +200,7 @@ pub enum SubscriptionDeleted {
 const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type as event_type, d.subscription_id, d.status, d.attempts,
     d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 
+#[derive(Default)]
 pub struct OutboundApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Outbound")]

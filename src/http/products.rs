@@ -88,6 +88,7 @@ pub enum Deleted {
     NoContent,
 }
 
+#[derive(Default)]
 pub struct ProductsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Catalog")]

@@ -202,6 +202,7 @@ pub enum StartRunResponse {
 
 // ---- handlers ----
 
+#[derive(Default)]
 pub struct RunsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Runs")]

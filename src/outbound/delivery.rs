@@ -149,10 +149,10 @@ impl Worker {
             c.url.as_deref(),
             c.subscription_status.as_deref(),
         ) else {
-            return self.finish(c, "failed", None, Some("event or subscription deleted")).await;
+            return self.fail_unsendable(c, "event or subscription deleted").await;
         };
         if status != "enabled" {
-            return self.finish(c, "failed", None, Some("subscription disabled")).await;
+            return self.fail_unsendable(c, "subscription disabled").await;
         }
         let rate = c.rate_limit_per_sec;
         let keys = c.keys.clone().unwrap_or_default();
@@ -360,32 +360,15 @@ impl Worker {
         Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
     }
 
-    async fn finish(&self, c: &Claimed, status: &str, code: Option<u16>, error: Option<&str>) -> Result<(), sqlx::Error> {
-        self.finish_with(c, status, code, error, None).await
-    }
-
-    /// Guarded by the attempt number: a sender whose lease expired cannot
-    /// overwrite the newer attempt's result.
-    async fn finish_with(
-        &self,
-        c: &Claimed,
-        status: &str,
-        code: Option<u16>,
-        error: Option<&str>,
-        next: Option<DateTime<Utc>>,
-    ) -> Result<(), sqlx::Error> {
+    /// Ends a delivery that cannot be sent at all (no attempt to log).
+    async fn fail_unsendable(&self, c: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "update deliveries set status = $3, last_status = $4, last_error = $5, lease_until = null,
-                    next_attempt_at = coalesce($6, next_attempt_at),
-                    delivered_at = case when $3 = 'delivered' then now() else delivered_at end
+            "update deliveries set status = 'failed', last_error = $3, lease_until = null
               where id = $1 and attempts = $2",
         )
         .bind(c.id)
         .bind(c.attempt)
-        .bind(status)
-        .bind(code.map(i32::from))
-        .bind(error)
-        .bind(next)
+        .bind(reason)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -10,6 +10,7 @@ use crate::{
     providers::highlevel::verify,
 };
 
+#[derive(Default)]
 pub struct HighLevelWebhook;
 
 #[OpenApi(tag = "ApiTags::Webhooks")]

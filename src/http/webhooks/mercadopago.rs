@@ -9,6 +9,7 @@ use crate::{
     providers::mercadopago::verify,
 };
 
+#[derive(Default)]
 pub struct MercadoPagoWebhook;
 
 #[OpenApi(tag = "ApiTags::Webhooks")]

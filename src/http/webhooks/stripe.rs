@@ -7,6 +7,7 @@ use poem_openapi::{payload::Binary, OpenApi};
 use super::{Incoming, Provider, WebhookResponse};
 use crate::{http::{ApiTags, AppState}, providers::stripe::verify};
 
+#[derive(Default)]
 pub struct StripeWebhook;
 
 #[OpenApi(tag = "ApiTags::Webhooks")]

@@ -17,6 +17,7 @@ use crate::{
     providers::{ct_eq_str, whatsapp::verify},
 };
 
+#[derive(Default)]
 pub struct WhatsAppWebhook;
 
 #[derive(ApiResponse)]
