@@ -22,6 +22,19 @@ pub struct Worker {
     pool: PgPool,
     client: reqwest::Client,
     settings: OutboundSettings,
+    results: tokio::sync::mpsc::Sender<Recorded>,
+}
+
+/// One attempt's result, waiting to be written with others in one statement.
+struct Recorded {
+    id: Uuid,
+    attempt: i32,
+    status: &'static str,
+    code: Option<i32>,
+    error: Option<String>,
+    next: Option<DateTime<Utc>>,
+    log: AttemptLog,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A claimed delivery with what sending it needs (one query).
@@ -66,7 +79,9 @@ impl Worker {
             .user_agent(concat!("Relevo-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("reqwest client builds");
-        Self { pool, client, settings }
+        let (results, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(write_results(pool.clone(), queue));
+        Self { pool, client, settings, results }
     }
 
     /// Runs until `stop` resolves; in-flight sends finish first.
@@ -175,11 +190,11 @@ impl Worker {
         if let Some(code) = status_code {
             metrics::counter!("relevo_webhook_delivery_http_status_total", "code" => code.to_string()).increment(1);
         }
-        let attempt = AttemptLog { started_at, duration_ms, error_kind, response_body };
+        let attempt = || AttemptLog { started_at, duration_ms, error_kind, response_body: response_body.clone() };
         match outcome {
             Outcome::Delivered(code) => {
                 metrics::counter!("relevo_webhook_deliveries_total", "status" => "delivered").increment(1);
-                self.record(c, &attempt, "delivered", Some(code), None, None).await?;
+                self.record(c, attempt(), "delivered", Some(code), None, None).await?;
                 // Touch the (hot) subscription row only to end a failure streak, or
                 // at most once a second for last_success_at.
                 sqlx::query(
@@ -198,17 +213,17 @@ impl Worker {
                     None => kind.to_owned(),
                 };
                 if gone {
-                    self.record(c, &attempt, "failed", status, Some(&message), None).await?;
+                    self.record(c, attempt(), "failed", status, Some(&message), None).await?;
                     return self.disable(c.subscription_id, "the endpoint answered 410 Gone").await;
                 }
                 match self.next_attempt(c.attempt, retry_after) {
                     Some(at) => {
                         metrics::counter!("relevo_webhook_retries_total").increment(1);
-                        self.record(c, &attempt, "pending", status, Some(&message), Some(at)).await?;
+                        self.record(c, attempt(), "pending", status, Some(&message), Some(at)).await?;
                     }
                     None => {
                         metrics::counter!("relevo_webhook_deliveries_total", "status" => "failed").increment(1);
-                        self.record(c, &attempt, "failed", status, Some(&message), None).await?;
+                        self.record(c, attempt(), "failed", status, Some(&message), None).await?;
                     }
                 }
                 self.note_failure(c.subscription_id).await
@@ -216,40 +231,31 @@ impl Worker {
         }
     }
 
-    /// Logs the attempt and sets the delivery's new state in one statement,
-    /// guarded by the attempt number (a sender whose lease expired cannot
-    /// overwrite a newer attempt's result).
+    /// Hands the attempt log and the delivery's new state to the result writer
+    /// and waits until they are committed.
     async fn record(
         &self,
         c: &Claimed,
-        a: &AttemptLog,
-        status: &str,
+        log: AttemptLog,
+        status: &'static str,
         code: Option<u16>,
         error: Option<&str>,
         next: Option<DateTime<Utc>>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "with logged as (
-                insert into delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, response_body)
-                values ($1, $2, $7, $8, $4, $9, $10))
-             update deliveries set status = $3, last_status = $4, last_error = $5, lease_until = null,
-                    next_attempt_at = coalesce($6, next_attempt_at),
-                    delivered_at = case when $3 = 'delivered' then now() else delivered_at end
-              where id = $1 and attempts = $2",
-        )
-        .bind(c.id)
-        .bind(c.attempt)
-        .bind(status)
-        .bind(code.map(i32::from))
-        .bind(error)
-        .bind(next)
-        .bind(a.started_at)
-        .bind(a.duration_ms)
-        .bind(a.error_kind)
-        .bind(&a.response_body)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let item = Recorded {
+            id: c.id,
+            attempt: c.attempt,
+            status,
+            code: code.map(i32::from),
+            error: error.map(str::to_owned),
+            next,
+            log,
+            done,
+        };
+        let closed = || sqlx::Error::Protocol("the delivery result writer stopped".into());
+        self.results.send(item).await.map_err(|_| closed())?;
+        committed.await.map_err(|_| closed())?.map_err(sqlx::Error::Protocol)
     }
 
     async fn send(&self, url: &str, keys: &[Vec<u8>], id: Uuid, kind: &str, body: &[u8]) -> (Outcome, Option<String>) {
@@ -512,4 +518,50 @@ pub async fn recover(pool: &PgPool, subscription: Uuid, since: DateTime<Utc>) ->
     .await?;
     sqlx::query("select pg_notify('relevo_deliveries', '')").execute(pool).await?;
     Ok(done.rows_affected())
+}
+
+/// Writes queued attempt results: everything waiting goes in one statement
+/// (logs + guarded state updates), so one commit serves many deliveries.
+async fn write_results(pool: PgPool, mut queue: tokio::sync::mpsc::Receiver<Recorded>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match queue.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = sqlx::query(
+            "with input as (
+                select * from unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::timestamptz[],
+                                     $7::timestamptz[], $8::int[], $9::text[], $10::text[])
+                       as t(id, attempt, status, code, error, next, started_at, duration_ms, error_kind, body)),
+             logged as (
+                insert into delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, response_body)
+                select id, attempt, started_at, duration_ms, code, error_kind, body from input)
+             update deliveries d
+                set status = i.status, last_status = i.code, last_error = i.error, lease_until = null,
+                    next_attempt_at = coalesce(i.next, d.next_attempt_at),
+                    delivered_at = case when i.status = 'delivered' then now() else d.delivered_at end
+               from input i
+              where d.id = i.id and d.attempts = i.attempt",
+        )
+        .bind(batch.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.code).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.next).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.log.started_at).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.log.duration_ms).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.log.error_kind).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.log.response_body.clone()).collect::<Vec<_>>())
+        .execute(&pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        for r in batch {
+            let _ = r.done.send(result.clone());
+        }
+    }
 }
