@@ -118,13 +118,19 @@ impl Application {
         let _ = stop_tx.send(());
         retention.abort();
         let _ = deliveries_stop.send(true);
+        // Both drain at once, so the whole shutdown stays well under 10 s.
         let stop_workers = async move {
-            if let Some(workers) = workers {
-                workers.shutdown().await;
-            }
-            if let Some(deliveries) = deliveries {
-                let _ = tokio::time::timeout(Duration::from_secs(6), deliveries).await;
-            }
+            let runs = async {
+                if let Some(workers) = workers {
+                    workers.shutdown().await;
+                }
+            };
+            let sends = async {
+                if let Some(deliveries) = deliveries {
+                    let _ = tokio::time::timeout(Duration::from_secs(6), deliveries).await;
+                }
+            };
+            tokio::join!(runs, sends);
         };
         let (_, served) = tokio::join!(stop_workers, server);
         match served {
