@@ -121,11 +121,7 @@ impl Engine {
                 step: None,
                 message: Some(format!("the worker stopped during {failures} attempts")),
             };
-            let fence: i64 = sqlx::query_scalar("select fence from engine.runs where id = $1")
-                .bind(job.run_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            store::finish_using(&mut tx, job.run_id, fence, "failed", failures, &error).await?;
+            store::finish_using(&mut tx, job.run_id, run.fence, "failed", failures, &error).await?;
             if let Some(key) = &key {
                 store::wake_next_of_key_using(&mut tx, key).await?;
             }

@@ -95,6 +95,7 @@ pub(crate) struct LockedRun {
     pub input: Value,
     pub status: String,
     pub wake_seq: i64,
+    pub fence: i64,
     pub seq: i64,
     pub failures: i32,
     pub lease_until: Option<DateTime<Utc>>,
@@ -112,7 +113,7 @@ pub(crate) async fn ordering_key_of(conn: &mut PgConnection, id: Uuid) -> Result
 
 pub(crate) async fn lock_run_using(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedRun>> {
     let row = sqlx::query(
-        "select workflow, input, status::text as status, wake_seq, seq, failures, lease_until,
+        "select workflow, input, status::text as status, wake_seq, fence, seq, failures, lease_until,
                 coalesce(lease_until > now(), false) as lease_held
          from engine.runs where id = $1 for update",
     )
@@ -124,6 +125,7 @@ pub(crate) async fn lock_run_using(conn: &mut PgConnection, id: Uuid) -> Result<
         input: r.get("input"),
         status: r.get("status"),
         wake_seq: r.get("wake_seq"),
+        fence: r.get("fence"),
         seq: r.get("seq"),
         failures: r.get("failures"),
         lease_until: r.get("lease_until"),
