@@ -292,14 +292,15 @@ async fn domain_events_fan_out_and_failures_can_be_resent_recovered_or_disable_a
     let detail: Value = app.get(&format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail["attempts_log"].as_array().unwrap().len(), 4, "first try + the 3 scheduled retries");
 
-    // Recover and resend put it back in the queue.
+    // The subscription has been failing for longer than RELEVO_OUTBOUND_DISABLE_AFTER.
+    sqlx::query("update subscriptions set failing_since = now() - interval '6 days'").execute(&db.pool).await.unwrap();
+    // Recover and resend put the delivery back in the queue...
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let r: Value = app.post(&format!("/api/v1/subscriptions/{sub}/recover")).json(&json!({"since": since})).send().await.unwrap().json().await.unwrap();
     assert_eq!(r["requeued"], 1);
     assert_eq!(app.post(&format!("/api/v1/deliveries/{id}/resend")).send().await.unwrap().status(), 200);
 
-    // Failing for longer than RELEVO_OUTBOUND_DISABLE_AFTER disables the subscription.
-    sqlx::query("update subscriptions set failing_since = now() - interval '6 days'").execute(&db.pool).await.unwrap();
+    // ...and its next failure, past RELEVO_OUTBOUND_DISABLE_AFTER, disables the subscription.
     wait_for("the subscription to be disabled", Duration::from_secs(30), || async {
         let s: Value = app.get(&format!("/api/v1/subscriptions/{sub}")).send().await.unwrap().json().await.unwrap();
         (s["status"] == "disabled").then_some(())
