@@ -11,6 +11,7 @@ struct Args {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Run the service: HTTP API, webhook receivers and workflow workers (the default).
     /// Starts a private Postgres in $RELEVO_DATA_DIR/pg when DATABASE_URL is unset.

@@ -360,6 +360,7 @@ pub(crate) async fn end_attempt_using(
 
 /// Checkpoints a step under the fence in one statement (one commit); `false`
 /// if the fence was lost. Also renews the lease.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn checkpoint_using(
     conn: &mut PgConnection,
     id: Uuid,

@@ -61,6 +61,8 @@ fn reap_when_tests_exit(dir: &std::path::Path, cluster: &PrivateCluster) {
         pid = pid_file.display(),
         dir = dir.display()
     );
+    // Detached on purpose: it must outlive this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
     std::process::Command::new("sh")
         .args(["-c", &script])
         .stdin(std::process::Stdio::null())
