@@ -100,19 +100,17 @@ async fn a_run_that_keeps_killing_its_process_fails_after_max_attempts() {
     while run_status(&db.pool, id).await != "failed" {
         assert!(deaths <= 3, "more process deaths than the policy's 3 attempts");
         let mut node = start_node(&db);
-        let exited = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                if let Some(status) = node.try_wait().unwrap() {
-                    return Some(status);
+        let exited = wait_for("the node to crash or fail the run", Duration::from_secs(30), || {
+            let status = node.try_wait().unwrap();
+            let pool = db.pool.clone();
+            async move {
+                match status {
+                    Some(s) => Some(Some(s)),
+                    None => (run_status(&pool, id).await == "failed").then_some(None),
                 }
-                if run_status(&db.pool, id).await == "failed" {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
-        .await
-        .expect("the node neither crashed nor failed the run");
+        .await;
         match exited {
             Some(_) => deaths += 1,
             None => node.start_kill().unwrap(),
@@ -195,11 +193,7 @@ async fn a_fulfilment_batch_killed_midway_ends_with_no_double_decrement_or_email
     let slow = [("STRIPE_WEBHOOK_SECRET", SECRET), ("RELEVO_WORKER_CONCURRENCY", "2"), ("RELEVO_WORKER_BATCH", "2")];
     let mut node = start_node_with(&db, port, &slow);
     let client = reqwest::Client::new();
-    wait_for("the node to listen", Duration::from_secs(30), || {
-        let client = client.clone();
-        async move { client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok().filter(|r| r.status() == 200) }
-    })
-    .await;
+    wait_ready(port).await;
     for (i, (id, amount)) in ids.iter().enumerate() {
         let body = json!({"id": format!("evt_{i}"), "type": "payment_intent.succeeded", "data": {"object": {
             "object": "payment_intent", "id": format!("pi_{i}"), "amount": amount, "currency": "mxn",
@@ -274,11 +268,7 @@ async fn deliveries_cut_by_a_kill_all_end_delivered_and_a_deduping_receiver_sees
     let mut node = start_node_with(&db, port, &env);
     let api = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();
-    wait_for("the node to listen", Duration::from_secs(30), || {
-        let client = client.clone();
-        async move { client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok().filter(|r| r.status() == 200) }
-    })
-    .await;
+    wait_ready(port).await;
     let resp = client
         .post(format!("{api}/subscriptions"))
         .bearer_auth(TOKEN)

@@ -452,7 +452,10 @@ struct KeyedInput {
 
 type Spans = Arc<Mutex<Vec<(String, Uuid, Instant, Instant)>>>;
 
-struct Keyed(Spans);
+/// Steps executing right now, and a signal when that number changes.
+type InFlight = Arc<(AtomicUsize, tokio::sync::Notify)>;
+
+struct Keyed(Spans, InFlight);
 
 impl Workflow for Keyed {
     const NAME: &'static str = "test.keyed";
@@ -463,10 +466,29 @@ impl Workflow for Keyed {
     }
 
     async fn run(&self, ctx: &mut RunCtx, input: KeyedInput) -> Result<(), StepError> {
-        let spans = self.0.clone();
+        let (spans, in_flight) = (self.0.clone(), self.1.clone());
         ctx.step("work", |info| async move {
             let start = Instant::now();
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            let (active, changed) = &*in_flight;
+            active.fetch_add(1, Ordering::SeqCst);
+            changed.notify_waiters();
+            // Hold the step until another run is in flight too (it can only be
+            // of another key), for at most 200 ms: that is what makes parallelism
+            // between keys, and any overlap within a key, observable.
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                loop {
+                    let next = changed.notified();
+                    tokio::pin!(next);
+                    next.as_mut().enable();
+                    if active.load(Ordering::SeqCst) >= 2 {
+                        return;
+                    }
+                    next.await;
+                }
+            })
+            .await;
+            active.fetch_sub(1, Ordering::SeqCst);
+            changed.notify_waiters();
             spans.lock().unwrap().push((input.key, info.run_id, start, Instant::now()));
             Ok(())
         })
@@ -479,7 +501,7 @@ async fn runs_of_one_key_never_overlap_and_start_in_creation_order() {
     // Arrange
     let db = TestDb::new().await;
     let spans: Spans = Arc::default();
-    let app = spawn_app(&db, Registry::new().register(Keyed(spans.clone()))).await;
+    let app = spawn_app(&db, Registry::new().register(Keyed(spans.clone(), Arc::default()))).await;
 
     // Act: 50 runs over 5 keys, created concurrently.
     let starts = (0..50).map(|i| {

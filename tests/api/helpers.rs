@@ -6,7 +6,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use relevo::{
@@ -85,20 +85,16 @@ impl TestDb {
         let c = &cluster().inner;
         let name = format!("t_{}", uuid::Uuid::now_v7().simple());
         let admin = c.connect_options("postgres");
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&admin).await.unwrap();
         let sql = format!("create database {name} template relevo_template");
-        // Copying a template fails while another copy reads it; retry briefly.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await {
-                Ok(_) => break,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("create test database: {e}"),
+        // Copying a template fails while another copy reads it; retry until it works.
+        wait_for("the test database to be created", Duration::from_secs(30), || {
+            let (admin, sql) = (admin.clone(), sql.clone());
+            async move {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.ok()
             }
-        }
+        })
+        .await;
         let options = c.connect_options(&name);
         let pool = db::pool(options.clone(), 8).await.unwrap();
         Self {
@@ -201,14 +197,31 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
+    let poll = async {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            if let Some(v) = check().await {
+                return v;
+            }
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    tokio::time::timeout(limit, poll)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Waits until a Relevo listening on `port` answers `/readyz` with 200.
+pub async fn wait_ready(port: u16) {
+    let client = reqwest::Client::new();
+    wait_for("the service to be ready", Duration::from_secs(60), || {
+        let client = client.clone();
+        async move {
+            let resp = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        }
+    })
+    .await
 }
 
 /// The status of a run, read from the database.

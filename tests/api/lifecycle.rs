@@ -33,18 +33,6 @@ fn serve(data_dir: &Path, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(port: u16) {
-    let client = reqwest::Client::new();
-    wait_for("the service to be ready", Duration::from_secs(60), || {
-        let client = client.clone();
-        async move {
-            let resp = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
-            (resp.status() == 200).then_some(())
-        }
-    })
-    .await
-}
-
 fn postmaster_pid(data_dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(data_dir.join("pg/postmaster.pid")).ok()?;
     text.lines().next()?.trim().parse().ok()

@@ -1,7 +1,13 @@
 //! Inbound gateway: each receiver signed exactly as the provider signs, the
 //! 2xx promise (stored once, run started), every refusal status, and an outage.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use base64::Engine as _;
 use chrono::Utc;
@@ -324,31 +330,49 @@ async fn when_postgres_stops_mid_stream_every_200_is_stored_and_the_rest_got_503
     let url = app.url("/webhooks/stripe");
 
     // Four senders stream webhooks while Postgres is stopped (immediate) and started again.
+    let ok = Arc::new(AtomicUsize::new(0));
+    let unavailable = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..4)
         .map(|s| {
-            let (client, url) = (app.client.clone(), url.clone());
+            let (client, url, ok, unavailable) = (app.client.clone(), url.clone(), ok.clone(), unavailable.clone());
             tokio::spawn(async move {
                 let mut answers = vec![];
+                let mut pace = tokio::time::interval(Duration::from_millis(10));
                 for i in 0..200 {
+                    pace.tick().await;
                     let id = format!("evt_{s}_{i}");
                     let body = stripe_body(&id);
                     let sig = stripe::verify::sign(STRIPE_SECRET, Utc::now().timestamp(), body.as_bytes());
                     let resp = client.post(&url).header("Stripe-Signature", sig).body(body).send().await.unwrap();
-                    answers.push((id, resp.status().as_u16()));
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let status = resp.status().as_u16();
+                    match status {
+                        200 => ok.fetch_add(1, Ordering::SeqCst),
+                        _ => unavailable.fetch_add(1, Ordering::SeqCst),
+                    };
+                    answers.push((id, status));
                 }
                 answers
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("webhooks to be flowing", Duration::from_secs(30), || async {
+        (ok.load(Ordering::SeqCst) >= 20).then_some(())
+    })
+    .await;
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.stop_immediate().unwrap();
-        std::thread::sleep(Duration::from_millis(800));
-        relevo::db::PrivateCluster::start(&data, None, &opts).unwrap()
+        cluster
     })
     .await
     .unwrap();
+    wait_for("senders to be refused", Duration::from_secs(30), || async {
+        (unavailable.load(Ordering::SeqCst) >= 8).then_some(())
+    })
+    .await;
+    drop(cluster);
+    let cluster = tokio::task::spawn_blocking(move || relevo::db::PrivateCluster::start(&data, None, &opts).unwrap())
+        .await
+        .unwrap();
 
     let mut answers = vec![];
     for s in senders {
