@@ -58,9 +58,11 @@ pub struct WebhookSettings {
     pub whatsapp_verify_token: Option<SecretString>,
     /// `WHATSAPP_APP_SECRET`: `X-Hub-Signature-256` key.
     pub whatsapp_app_secret: Option<SecretString>,
-    /// `HIGHLEVEL_WEBHOOK_PUBLIC_KEY` / `HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY` (PEM;
-    /// default: HighLevel's published keys).
-    pub highlevel_keys: crate::providers::highlevel::verify::Keys,
+    /// `HIGHLEVEL_WEBHOOK_PUBLIC_KEY` (Ed25519 PEM; `\n` escapes accepted).
+    /// Unset: HighLevel's published key. Parsed at start-up, which fails on a bad key.
+    pub highlevel_public_key_pem: Option<String>,
+    /// `HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY` (legacy RSA PEM). Unset: the published key.
+    pub highlevel_rsa_public_key_pem: Option<String>,
     /// `RELEVO_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
     /// `RELEVO_INGEST_WRITERS` (default 8): concurrent batch commits (overlapping
@@ -86,7 +88,25 @@ pub struct EngineSettings {
     /// `RELEVO_POLL_MS` (default 1000): poll interval that backs up LISTEN/NOTIFY.
     pub poll_interval: Duration,
     /// `RELEVO_RETAIN_SUCCEEDED_HOURS` / `RELEVO_RETAIN_FAILED_HOURS`.
-    pub retention: crate::engine::retention::Retention,
+    pub retention: Retention,
+}
+
+/// How long finished runs are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// `RELEVO_RETAIN_SUCCEEDED_HOURS` (default 168 = 7 days); also acked queue jobs.
+    pub succeeded: Duration,
+    /// `RELEVO_RETAIN_FAILED_HOURS` (default 720 = 30 days); failed and cancelled runs.
+    pub failed: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            succeeded: Duration::from_secs(7 * 24 * 3600),
+            failed: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 impl Default for EngineSettings {
@@ -98,7 +118,7 @@ impl Default for EngineSettings {
             heartbeat: Duration::from_secs(2),
             missed_heartbeats: 5,
             poll_interval: Duration::from_millis(1000),
-            retention: Default::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -121,51 +141,6 @@ impl Settings {
     /// touching the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let defaults = EngineSettings::default();
-        let engine = EngineSettings {
-            concurrency: parse(&get, "RELEVO_WORKER_CONCURRENCY", defaults.concurrency)?,
-            batch_size: parse(&get, "RELEVO_WORKER_BATCH", defaults.batch_size)?,
-            lease: Duration::from_secs(parse(&get, "RELEVO_LEASE_SECS", 30u64)?),
-            heartbeat: Duration::from_secs(parse(&get, "RELEVO_HEARTBEAT_SECS", 2u64)?),
-            missed_heartbeats: parse(&get, "RELEVO_MISSED_HEARTBEATS", defaults.missed_heartbeats)?,
-            poll_interval: Duration::from_millis(parse(&get, "RELEVO_POLL_MS", 1000u64)?),
-            retention: crate::engine::retention::Retention {
-                succeeded: Duration::from_secs(3600 * parse(&get, "RELEVO_RETAIN_SUCCEEDED_HOURS", 168u64)?),
-                failed: Duration::from_secs(3600 * parse(&get, "RELEVO_RETAIN_FAILED_HOURS", 720u64)?),
-            },
-        };
-        if engine.concurrency == 0 || engine.batch_size < engine.concurrency {
-            return Err(Error {
-                name: "RELEVO_WORKER_BATCH",
-                reason: "must be at least RELEVO_WORKER_CONCURRENCY (and both > 0)".into(),
-            });
-        }
-        let pem = |name: &'static str| get(name).map(|v| v.replace("\\n", "\n"));
-        let highlevel_keys = crate::providers::highlevel::verify::Keys::from_pem(
-            pem("HIGHLEVEL_WEBHOOK_PUBLIC_KEY").as_deref(),
-            pem("HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY").as_deref(),
-        )
-        .map_err(|e| Error {
-            name: "HIGHLEVEL_WEBHOOK_PUBLIC_KEY",
-            reason: e.to_string(),
-        })?;
-        let webhooks = WebhookSettings {
-            stripe_secrets: get("STRIPE_WEBHOOK_SECRET")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| SecretString::from(s.to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
-            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").map(SecretString::from),
-            whatsapp_app_secret: get("WHATSAPP_APP_SECRET").map(SecretString::from),
-            highlevel_keys,
-            max_body_bytes: parse(&get, "RELEVO_MAX_BODY_BYTES", 1024 * 1024usize)?,
-            ingest_writers: parse(&get, "RELEVO_INGEST_WRITERS", 8usize)?,
-        };
         let addr = get("RELEVO_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         Ok(Self {
             database_url: get("DATABASE_URL").map(SecretString::from),
@@ -177,8 +152,8 @@ impl Settings {
             admin_token: get("RELEVO_ADMIN_TOKEN").map(SecretString::from),
             pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
             db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
-            engine,
-            webhooks,
+            engine: EngineSettings::from_lookup(&get)?,
+            webhooks: WebhookSettings::from_lookup(&get)?,
             shop_timezone: get("RELEVO_SHOP_TIMEZONE")
                 .unwrap_or_else(|| "America/Mexico_City".into())
                 .parse()
@@ -191,13 +166,64 @@ impl Settings {
             outbound: crate::outbound::OutboundSettings::from_lookup(&get)
                 .map_err(|(name, reason)| Error { name, reason })?,
             mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
-            mercadopago_api_base: get("MERCADOPAGO_API_BASE")
-                .unwrap_or_else(|| crate::providers::mercadopago::client::DEFAULT_API_BASE.into()),
+            mercadopago_api_base: get("MERCADOPAGO_API_BASE").unwrap_or_else(|| MERCADOPAGO_API_BASE.into()),
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
                 Some("1" | "true" | "yes")
             ),
+        })
+    }
+}
+
+/// Mercado Pago's production API.
+pub const MERCADOPAGO_API_BASE: &str = "https://api.mercadopago.com";
+
+impl EngineSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let defaults = Self::default();
+        let engine = Self {
+            concurrency: parse(get, "RELEVO_WORKER_CONCURRENCY", defaults.concurrency)?,
+            batch_size: parse(get, "RELEVO_WORKER_BATCH", defaults.batch_size)?,
+            lease: Duration::from_secs(parse(get, "RELEVO_LEASE_SECS", 30u64)?),
+            heartbeat: Duration::from_secs(parse(get, "RELEVO_HEARTBEAT_SECS", 2u64)?),
+            missed_heartbeats: parse(get, "RELEVO_MISSED_HEARTBEATS", defaults.missed_heartbeats)?,
+            poll_interval: Duration::from_millis(parse(get, "RELEVO_POLL_MS", 1000u64)?),
+            retention: Retention {
+                succeeded: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_SUCCEEDED_HOURS", 168u64)?),
+                failed: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_FAILED_HOURS", 720u64)?),
+            },
+        };
+        if engine.concurrency == 0 || engine.batch_size < engine.concurrency {
+            return Err(Error {
+                name: "RELEVO_WORKER_BATCH",
+                reason: "must be at least RELEVO_WORKER_CONCURRENCY (and both > 0)".into(),
+            });
+        }
+        Ok(engine)
+    }
+}
+
+impl WebhookSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let pem = |name: &str| get(name).map(|v| v.replace("\\n", "\n"));
+        Ok(Self {
+            stripe_secrets: get("STRIPE_WEBHOOK_SECRET")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| SecretString::from(s.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
+            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").map(SecretString::from),
+            whatsapp_app_secret: get("WHATSAPP_APP_SECRET").map(SecretString::from),
+            highlevel_public_key_pem: pem("HIGHLEVEL_WEBHOOK_PUBLIC_KEY"),
+            highlevel_rsa_public_key_pem: pem("HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY"),
+            max_body_bytes: parse(get, "RELEVO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            ingest_writers: parse(get, "RELEVO_INGEST_WRITERS", 8usize)?,
         })
     }
 }

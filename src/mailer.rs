@@ -8,8 +8,6 @@ use lettre::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::engine::StepError;
-
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -23,6 +21,27 @@ pub enum ConfigError {
     From(String),
 }
 
+/// Why an e-mail was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("recipient {to:?} is not a valid address: {reason}")]
+    BadRecipient { to: String, reason: String },
+    #[error("cannot build the e-mail: {0}")]
+    Build(String),
+    /// A 5xx answer: the server will not take this message.
+    #[error("SMTP refused the e-mail: {0}")]
+    Refused(String),
+    /// 4xx answers, timeouts, connection errors: worth trying again.
+    #[error("SMTP: {0}")]
+    Unavailable(String),
+}
+
+impl SendError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
 impl Mailer {
     pub fn new(url: &SecretString, from: &str) -> Result<Self, ConfigError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
@@ -34,21 +53,22 @@ impl Mailer {
         Ok(Self { transport, from })
     }
 
-    pub async fn send(&self, id: Uuid, to: &str, subject: &str, html: &str, text: &str) -> Result<(), StepError> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| StepError::permanent(format!("recipient {to:?} is not a valid address: {e}")))?;
+    pub async fn send(&self, id: Uuid, to: &str, subject: &str, html: &str, text: &str) -> Result<(), SendError> {
+        let to: Mailbox = to.parse().map_err(|e: lettre::address::AddressError| SendError::BadRecipient {
+            to: to.to_owned(),
+            reason: e.to_string(),
+        })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .header(MessageId::from(format!("<{id}@relevo>")))
             .multipart(MultiPart::alternative_plain_html(text.to_owned(), html.to_owned()))
-            .map_err(|e| StepError::permanent(format!("cannot build the e-mail: {e}")))?;
+            .map_err(|e| SendError::Build(e.to_string()))?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(StepError::permanent(format!("SMTP refused the e-mail: {e}"))),
-            Err(e) => Err(StepError::transient(format!("SMTP: {e}"))),
+            Err(e) if e.is_permanent() => Err(SendError::Refused(e.to_string())),
+            Err(e) => Err(SendError::Unavailable(e.to_string())),
         }
     }
 }

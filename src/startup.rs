@@ -42,9 +42,18 @@ impl Application {
             Some(t) => t.clone(),
             None => load_or_create_token(&settings.data_dir)?,
         };
+        let highlevel_keys = crate::providers::highlevel::verify::Keys::from_pem(
+            settings.webhooks.highlevel_public_key_pem.as_deref(),
+            settings.webhooks.highlevel_rsa_public_key_pem.as_deref(),
+        )
+        .context("HIGHLEVEL_WEBHOOK_PUBLIC_KEY / HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY")?;
         let engine = Engine::new(database.pool.clone(), registry, settings.engine.clone());
         log_unconfigured_providers(&settings.webhooks);
-        let ingest = crate::ingest::IngestWriter::spawn(engine.clone(), settings.webhooks.ingest_writers);
+        let ingest = crate::ingest::IngestWriter::spawn(
+            engine.clone(),
+            crate::workflows::entry_flow(),
+            settings.webhooks.ingest_writers,
+        );
         let acceptor = TcpListener::bind(settings.addr.to_string())
             .into_acceptor()
             .await
@@ -64,6 +73,7 @@ impl Application {
                 engine,
                 admin_token: Arc::new(admin_token),
                 webhooks: Arc::new(settings.webhooks.clone()),
+                highlevel_keys: Arc::new(highlevel_keys),
                 outbound: Arc::new(settings.outbound.clone()),
                 ingest,
             },

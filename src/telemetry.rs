@@ -5,8 +5,6 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::engine::ops::WorkflowStats;
-
 /// Installs the tracing subscriber: `RUST_LOG` filter (default `info`), JSON
 /// lines when `RELEVO_LOG_FORMAT=json`. Logs go to stderr.
 pub fn init_tracing() {
@@ -28,24 +26,4 @@ pub fn metrics() -> &'static PrometheusHandle {
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
-}
-
-/// Publishes the `/api/v1/stats` figures as gauges.
-pub fn record_workflow_stats(s: &WorkflowStats) {
-    let wf = s.workflow.clone();
-    for (status, n) in [
-        ("pending", s.pending),
-        ("running", s.running),
-        ("sleeping", s.sleeping),
-        ("succeeded", s.succeeded),
-        ("failed", s.failed),
-        ("cancelled", s.cancelled),
-    ] {
-        metrics::gauge!("relevo_runs", "workflow" => wf.clone(), "status" => status).set(n as f64);
-    }
-    metrics::gauge!("relevo_runs_due_waiting", "workflow" => wf.clone()).set(s.due_waiting as f64);
-    metrics::gauge!("relevo_runs_oldest_waiting_seconds", "workflow" => wf.clone()).set(s.oldest_waiting_secs);
-    if let Some(rate) = s.success_rate_last_hour() {
-        metrics::gauge!("relevo_runs_success_rate_last_hour", "workflow" => wf).set(rate);
-    }
 }

@@ -35,7 +35,10 @@ impl Workflow for EmailDelivery {
             if email.status == "sent" {
                 return Ok(());
             }
-            mailer.send(id, &email.to_address, &email.subject, &email.html, &email.text_body).await
+            mailer
+                .send(id, &email.to_address, &email.subject, &email.html, &email.text_body)
+                .await
+                .map_err(|e| if e.is_transient() { StepError::transient(e) } else { StepError::permanent(e) })
         })
         .await?;
         ctx.tx_step("mark_sent", move |tx, _| Box::pin(async move { Ok(emails::mark_sent_using(tx, id).await?) }))

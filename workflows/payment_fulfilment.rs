@@ -10,29 +10,81 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::{
+    email_delivery::{EmailDelivery, EmailDeliveryInput},
+    oxxo_expiry::{OxxoExpiry, OxxoExpiryInput},
+};
 use crate::{
     domain::{
         orders::{
             fulfilment::{self, Applied, Fulfilment, Shop},
-            OrderStatus,
+            OrderStatus, PaymentSignal,
         },
-        payments::PaymentUpdate,
+        payments::{OxxoVoucher, PaymentUpdate},
     },
     engine::{self, RunCtx, StepError, Workflow},
+    providers::payment::{PaymentEvent, PaymentStatus},
 };
 
 pub struct PaymentFulfilment {
     pub shop: Arc<Shop>,
 }
 
+/// Stored with every run: a durable contract.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PaymentFulfilmentInput {
     pub order_id: Uuid,
     pub update: PaymentUpdate,
     /// The inbound event that carried the update.
     pub event_id: Option<Uuid>,
+}
+
+impl PaymentFulfilmentInput {
+    /// The input for a provider's payment event: its order is the one it
+    /// references, else the one that recorded its payment id (Stripe
+    /// `charge.refunded`); `None` when no order matches.
+    pub async fn for_event_using(
+        conn: &mut PgConnection,
+        event: &PaymentEvent,
+        event_id: Uuid,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let order_id = match (event.order_id, &event.payment_id) {
+            (Some(id), _) => Some(id),
+            (None, Some(reference)) => fulfilment::order_by_payment_ref(conn, reference).await?,
+            (None, None) => None,
+        };
+        Ok(order_id.map(|order_id| Self {
+            order_id,
+            update: update_from(event, order_id),
+            event_id: Some(event_id),
+        }))
+    }
+}
+
+/// A provider's payment event in the order state machine's terms.
+fn update_from(event: &PaymentEvent, order_id: Uuid) -> PaymentUpdate {
+    PaymentUpdate {
+        order_id: Some(order_id),
+        signal: match event.status {
+            PaymentStatus::VoucherIssued => PaymentSignal::VoucherIssued,
+            PaymentStatus::Processing => PaymentSignal::Processing,
+            PaymentStatus::Succeeded => PaymentSignal::Succeeded,
+            PaymentStatus::Failed => PaymentSignal::Failed,
+            PaymentStatus::Canceled => PaymentSignal::Canceled,
+            PaymentStatus::Refunded => PaymentSignal::Refunded,
+        },
+        amount: event.amount.clone(),
+        provider: event.provider.as_str().to_owned(),
+        provider_payment_id: event.payment_id.clone(),
+        oxxo: event.oxxo.as_ref().map(|v| OxxoVoucher {
+            number: v.number.clone(),
+            hosted_voucher_url: v.hosted_voucher_url.clone(),
+            expires_after: v.expires_after,
+        }),
+    }
 }
 
 impl Workflow for PaymentFulfilment {
@@ -57,10 +109,8 @@ impl Workflow for PaymentFulfilment {
                         (&applied, &update.oxxo)
                     {
                         if let Some(expires_at) = voucher.expires_after {
-                            let timer = super::oxxo_expiry::OxxoExpiryInput { order_id, expires_at };
-                            engine::start_using::<super::oxxo_expiry::OxxoExpiry>(tx, &timer, event_id)
-                                .await
-                                .map_err(StepError::transient)?;
+                            engine::start_using::<OxxoExpiry>(tx, &OxxoExpiryInput { order_id, expires_at }, event_id)
+                                .await?;
                         }
                     }
                     Ok(applied)
@@ -100,12 +150,9 @@ impl Workflow for PaymentFulfilment {
 
 /// With SMTP configured, starts the e-mail's delivery run in the transaction
 /// that queued it.
-async fn deliver_using(tx: &mut sqlx::PgConnection, shop: &Shop, email_id: Uuid) -> Result<(), StepError> {
+async fn deliver_using(tx: &mut PgConnection, shop: &Shop, email_id: Uuid) -> Result<(), StepError> {
     if shop.smtp_configured {
-        let input = super::email_delivery::EmailDeliveryInput { email_id };
-        engine::start_using::<super::email_delivery::EmailDelivery>(tx, &input, None)
-            .await
-            .map_err(StepError::transient)?;
+        engine::start_using::<EmailDelivery>(tx, &EmailDeliveryInput { email_id }, None).await?;
     }
     Ok(())
 }

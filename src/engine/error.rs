@@ -85,3 +85,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Starting a child run inside a step: a database error is worth retrying; an
+/// input that does not serialize or an unknown flow never will be.
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Database(_) | Error::Queue(_) => Self::Transient(e.to_string()),
+            Error::UnknownWorkflow(_) | Error::BadInput { .. } => Self::Permanent(e.to_string()),
+        }
+    }
+}

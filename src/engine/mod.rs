@@ -90,30 +90,22 @@ impl Engine {
         start_using::<W>(conn, input, trigger_event_id).await
     }
 
-    /// Starts one run of `W` per input in the caller's transaction; unkeyed
-    /// workflows take a bulk path (two statements for the whole batch).
-    pub async fn start_many_using<W: Workflow>(
-        &self,
-        conn: &mut PgConnection,
-        inputs: &[(W::Input, Option<Uuid>)],
-    ) -> Result<Vec<Uuid>> {
-        if inputs.iter().any(|(input, _)| W::ordering_key(input).is_some()) {
-            let mut ids = Vec::with_capacity(inputs.len());
-            for (input, trigger) in inputs {
-                ids.push(self.start_using::<W>(conn, input, *trigger).await?);
+    /// Starts one run of `W` per entry in the caller's transaction. The caller
+    /// chooses the run ids (`Uuid::now_v7()`), so rows it writes in the same
+    /// transaction can point at them. Unkeyed workflows take a bulk path (two
+    /// statements for the whole batch).
+    pub async fn start_many_using<W: Workflow>(&self, conn: &mut PgConnection, runs: &[NewRun<W::Input>]) -> Result<()> {
+        if runs.iter().any(|run| W::ordering_key(&run.input).is_some()) {
+            for run in runs {
+                insert_using::<W>(conn, run).await?;
             }
-            return Ok(ids);
+            return Ok(());
         }
-        let mut runs = Vec::with_capacity(inputs.len());
-        for (input, trigger) in inputs {
-            let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
-                workflow: W::NAME.into(),
-                reason: e.to_string(),
-            })?;
-            runs.push((Uuid::now_v7(), value, *trigger));
+        let mut rows = Vec::with_capacity(runs.len());
+        for run in runs {
+            rows.push((run.id, input_value::<W>(&run.input)?, run.trigger_event_id));
         }
-        store::insert_unkeyed_runs_using(conn, W::NAME, W::VERSION, &runs).await?;
-        Ok(runs.into_iter().map(|r| r.0).collect())
+        store::insert_unkeyed_runs_using(conn, W::NAME, W::VERSION, &rows).await
     }
 
     /// Starts a run of a workflow given by name with a JSON input (ops API).
@@ -150,21 +142,40 @@ impl Engine {
     }
 }
 
+/// A run to start, with the id its caller chose.
+#[derive(Clone, Debug)]
+pub struct NewRun<I> {
+    pub id: Uuid,
+    pub input: I,
+    /// The inbound event that caused it, shown to ops.
+    pub trigger_event_id: Option<Uuid>,
+}
+
 /// Starts a run of `W` inside the caller's transaction (also usable from a
-/// workflow's `tx_step`, so a child run starts exactly once).
+/// workflow's `tx_step`, so a child run starts exactly once; `?` turns the
+/// error into the right `StepError`).
 pub async fn start_using<W: Workflow>(
     conn: &mut PgConnection,
     input: &W::Input,
     trigger_event_id: Option<Uuid>,
 ) -> Result<Uuid> {
-    let value = serde_json::to_value(input).map_err(|e| Error::BadInput {
+    let id = Uuid::now_v7();
+    insert_using::<W>(conn, &NewRun { id, input, trigger_event_id }).await?;
+    Ok(id)
+}
+
+async fn insert_using<W: Workflow>(conn: &mut PgConnection, run: &NewRun<impl std::borrow::Borrow<W::Input>>) -> Result<()> {
+    let input = run.input.borrow();
+    let key = W::ordering_key(input);
+    let value = input_value::<W>(input)?;
+    store::insert_run_using(conn, run.id, W::NAME, W::VERSION, key.as_deref(), &value, run.trigger_event_id).await
+}
+
+fn input_value<W: Workflow>(input: &W::Input) -> Result<Value> {
+    serde_json::to_value(input).map_err(|e| Error::BadInput {
         workflow: W::NAME.into(),
         reason: e.to_string(),
-    })?;
-    let id = Uuid::now_v7();
-    let key = W::ordering_key(input);
-    store::insert_run_using(conn, id, W::NAME, W::VERSION, key.as_deref(), &value, trigger_event_id).await?;
-    Ok(id)
+    })
 }
 
 /// On shutdown: hands runs this node still holds (their attempt did not end in

@@ -7,24 +7,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::error::Result;
-
-/// How long finished runs are kept.
-#[derive(Clone, Copy, Debug)]
-pub struct Retention {
-    /// `RELEVO_RETAIN_SUCCEEDED_HOURS` (default 168 = 7 days); also acked queue jobs.
-    pub succeeded: Duration,
-    /// `RELEVO_RETAIN_FAILED_HOURS` (default 720 = 30 days); failed and cancelled runs.
-    pub failed: Duration,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self {
-            succeeded: Duration::from_secs(7 * 24 * 3600),
-            failed: Duration::from_secs(30 * 24 * 3600),
-        }
-    }
-}
+pub use crate::config::Retention;
 
 /// What one pass removed.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -56,9 +56,29 @@ impl HealthApi {
         let handle = crate::telemetry::metrics();
         if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), ops::stats(&state.pool)).await {
             for s in stats {
-                crate::telemetry::record_workflow_stats(&s);
+                record_workflow_stats(&s);
             }
         }
         PlainText(handle.render())
+    }
+}
+
+/// Publishes the `/api/v1/stats` figures as gauges.
+fn record_workflow_stats(s: &crate::engine::ops::WorkflowStats) {
+    let wf = s.workflow.clone();
+    for (status, n) in [
+        ("pending", s.pending),
+        ("running", s.running),
+        ("sleeping", s.sleeping),
+        ("succeeded", s.succeeded),
+        ("failed", s.failed),
+        ("cancelled", s.cancelled),
+    ] {
+        metrics::gauge!("relevo_runs", "workflow" => wf.clone(), "status" => status).set(n as f64);
+    }
+    metrics::gauge!("relevo_runs_due_waiting", "workflow" => wf.clone()).set(s.due_waiting as f64);
+    metrics::gauge!("relevo_runs_oldest_waiting_seconds", "workflow" => wf.clone()).set(s.oldest_waiting_secs);
+    if let Some(rate) = s.success_rate_last_hour() {
+        metrics::gauge!("relevo_runs_success_rate_last_hour", "workflow" => wf).set(rate);
     }
 }

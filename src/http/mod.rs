@@ -30,6 +30,8 @@ pub struct AppState {
     pub engine: Engine,
     pub admin_token: Arc<SecretString>,
     pub webhooks: Arc<crate::config::WebhookSettings>,
+    /// Parsed from `webhooks`' PEMs at start-up.
+    pub highlevel_keys: Arc<crate::providers::highlevel::verify::Keys>,
     pub outbound: Arc<crate::outbound::OutboundSettings>,
     pub ingest: crate::ingest::IngestWriter,
 }

@@ -5,10 +5,12 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
 
+use crate::providers::Provider;
+
 /// A verified event about to be stored.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    pub provider: &'static str,
+    pub provider: Provider,
     pub dedupe_key: String,
     pub provider_event_id: Option<String>,
     pub kind: String,
@@ -26,7 +28,7 @@ pub async fn insert_new_using(
     run_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let col = |f: fn(&NewEvent) -> String| events.iter().map(|e| f(e)).collect::<Vec<String>>();
-    let providers = col(|e| e.provider.to_owned());
+    let providers = col(|e| e.provider.as_str().to_owned());
     let keys = col(|e| e.dedupe_key.clone());
     let kinds = col(|e| e.kind.clone());
     let bodies = col(|e| e.body.clone());
@@ -122,4 +124,12 @@ pub async fn show(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>, sqlx::
     .bind(id)
     .fetch_optional(pool)
     .await
+}
+
+/// The stored JSON of one event (what its route is read from).
+pub async fn payload(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
+    sqlx::query_scalar("select payload from inbound_events where id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
 }

@@ -5,11 +5,11 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use super::events::{self, NewEvent};
-use crate::{
-    engine::{Engine, Workflow as _},
-    workflows::inbound_event::{InboundEvent, InboundEventInput},
+use super::{
+    events::{self, NewEvent},
+    EntryFlow, StoredEvent,
 };
+use crate::engine::Engine;
 
 /// Rows one transaction takes at most.
 const MAX_BATCH_ROWS: usize = 512;
@@ -34,12 +34,13 @@ pub struct IngestWriter {
 }
 
 impl IngestWriter {
-    /// Starts `writers` tasks committing batches on `engine`'s pool.
-    pub fn spawn(engine: Engine, writers: usize) -> Self {
+    /// Starts `writers` tasks committing batches on `engine`'s pool; `entry`
+    /// starts the run of every new event in the same commit.
+    pub fn spawn(engine: Engine, entry: Arc<dyn EntryFlow>, writers: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>(8192);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..writers.max(1) {
-            let (engine, queue) = (engine.clone(), queue.clone());
+            let (engine, entry, queue) = (engine.clone(), entry.clone(), queue.clone());
             tokio::spawn(async move {
                 loop {
                     let batch = {
@@ -58,7 +59,7 @@ impl IngestWriter {
                         }
                         batch
                     };
-                    commit_batch(&engine, batch).await;
+                    commit_batch(&engine, entry.as_ref(), batch).await;
                 }
             });
         }
@@ -79,10 +80,10 @@ impl IngestWriter {
     }
 }
 
-async fn commit_batch(engine: &Engine, batch: Vec<Job>) {
+async fn commit_batch(engine: &Engine, entry: &dyn EntryFlow, batch: Vec<Job>) {
     let events: Vec<&NewEvent> = batch.iter().flat_map(|j| j.events.iter()).collect();
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let result = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, &events, &ids)).await;
+    let result = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, entry, &events, &ids)).await;
     let outcome = match result {
         Ok(Ok(inserted)) => Ok(inserted),
         Ok(Err(e)) => Err(IngestError::Unavailable(e.to_string())),
@@ -100,8 +101,13 @@ async fn commit_batch(engine: &Engine, batch: Vec<Job>) {
     }
 }
 
-/// One transaction: the new events, one `inbound_event` run each, their wake-ups.
-async fn store(engine: &Engine, events: &[&NewEvent], ids: &[Uuid]) -> Result<HashSet<Uuid>, crate::engine::Error> {
+/// One transaction: the new events, the run each starts, their wake-ups.
+async fn store(
+    engine: &Engine,
+    entry: &dyn EntryFlow,
+    events: &[&NewEvent],
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, crate::engine::Error> {
     let mut tx = engine.pool().begin().await?;
     // Durable before the answer: every pool connection runs with
     // synchronous_commit=on (see `db::pool`).
@@ -110,21 +116,19 @@ async fn store(engine: &Engine, events: &[&NewEvent], ids: &[Uuid]) -> Result<Ha
         .await?
         .into_iter()
         .collect();
-    let runs: Vec<(Uuid, serde_json::Value, Option<Uuid>)> = events
+    let stored: Vec<StoredEvent> = events
         .iter()
         .zip(ids)
         .zip(&run_ids)
         .filter(|((_, id), _)| inserted.contains(id))
-        .map(|((event, id), run_id)| {
-            let input = InboundEventInput {
-                event_id: *id,
-                provider: event.provider.to_owned(),
-                kind: event.kind.clone(),
-            };
-            (*run_id, serde_json::to_value(&input).expect("input serialises"), Some(*id))
+        .map(|((event, id), run_id)| StoredEvent {
+            event_id: *id,
+            run_id: *run_id,
+            provider: event.provider,
+            kind: event.kind.clone(),
         })
         .collect();
-    crate::engine::store::insert_unkeyed_runs_using(&mut tx, InboundEvent::NAME, InboundEvent::VERSION, &runs).await?;
+    entry.start_using(engine, &mut tx, &stored).await?;
     tx.commit().await?;
     Ok(inserted)
 }

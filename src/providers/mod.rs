@@ -1,10 +1,71 @@
 //! Provider protocols: signature verification (pure functions), typed
-//! payloads, and API clients. Facts in `../shared/providers.md`.
+//! payloads that say what an event asks for (`Route`), and API clients. Facts in
+//! `../shared/providers.md`. Nothing here knows the engine, the domain or a flow:
+//! clients return their own types and errors, and the workflows map them.
 
 pub mod highlevel;
 pub mod mercadopago;
+pub mod payment;
+mod route;
 pub mod stripe;
 pub mod whatsapp;
+
+pub use route::Route;
+
+/// A provider Relevo receives webhooks from. Its name is stored with every
+/// inbound event and run input (a durable contract: never rename one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Stripe,
+    #[serde(rename = "mercadopago")]
+    MercadoPago,
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
+    #[serde(rename = "highlevel")]
+    HighLevel,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [Self::Stripe, Self::MercadoPago, Self::WhatsApp, Self::HighLevel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stripe => "stripe",
+            Self::MercadoPago => "mercadopago",
+            Self::WhatsApp => "whatsapp",
+            Self::HighLevel => "highlevel",
+        }
+    }
+
+    /// Request headers worth keeping for audit: signatures and request ids, never credentials.
+    pub fn audit_headers(self) -> &'static [&'static str] {
+        match self {
+            Self::Stripe => &["content-type", "user-agent", "stripe-signature"],
+            Self::MercadoPago => &["content-type", "user-agent", "x-signature", "x-request-id", "x-retry"],
+            Self::WhatsApp => &["content-type", "user-agent", "x-hub-signature-256"],
+            Self::HighLevel => &["content-type", "user-agent", "x-ghl-signature", "x-wh-signature"],
+        }
+    }
+
+    /// What a stored event of this provider asks for. Pure: the payload was
+    /// verified and stored before; Mercado Pago payments need an API read first
+    /// (`Route::FetchMercadoPagoPayment`).
+    pub fn route(self, kind: &str, payload: &serde_json::Value) -> Route {
+        match self {
+            Self::Stripe => stripe::payload::route(payload),
+            Self::MercadoPago => mercadopago::payload::route(kind, payload),
+            Self::WhatsApp => whatsapp::payload::route(kind),
+            Self::HighLevel => highlevel::payload::route(kind),
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 use subtle::ConstantTimeEq;
 

@@ -14,7 +14,7 @@ use chrono::Utc;
 use ed25519_dalek::{pkcs8::DecodePrivateKey as _, Signer as _};
 use relevo::{
     engine::Registry,
-    providers::{highlevel, mercadopago, stripe, whatsapp},
+    providers::{mercadopago, stripe, whatsapp},
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -32,11 +32,8 @@ async fn gateway(db: &TestDb) -> TestApp {
     s.webhooks.mercadopago_secret = Some(SecretString::from(MP_SECRET));
     s.webhooks.whatsapp_app_secret = Some(SecretString::from(WA_SECRET));
     s.webhooks.whatsapp_verify_token = Some(SecretString::from(WA_VERIFY));
-    s.webhooks.highlevel_keys = highlevel::verify::Keys::from_pem(
-        Some(include_str!("../fixtures/highlevel_ed25519_test_public.pem")),
-        Some(include_str!("../fixtures/highlevel_rsa_test_public.pem")),
-    )
-    .unwrap();
+    s.webhooks.highlevel_public_key_pem = Some(include_str!("../fixtures/highlevel_ed25519_test_public.pem").into());
+    s.webhooks.highlevel_rsa_public_key_pem = Some(include_str!("../fixtures/highlevel_rsa_test_public.pem").into());
     s.webhooks.max_body_bytes = 64 * 1024;
     spawn_app_with(s, relevo::workflows::registry(&relevo::config::Settings::from_lookup(|_| None).unwrap()).unwrap()).await
 }

@@ -4,10 +4,10 @@ use chrono::Utc;
 use poem::{web::Data, Request};
 use poem_openapi::{payload::Binary, OpenApi};
 
-use super::{Incoming, Provider, WebhookResponse};
+use super::{Incoming, WebhookResponse};
 use crate::{
     http::{ApiTags, AppState},
-    providers::highlevel::verify,
+    providers::{highlevel::verify, Provider},
 };
 
 #[derive(Default)]
@@ -28,7 +28,7 @@ impl HighLevelWebhook {
             incoming.header("x-ghl-signature"),
             incoming.header("x-wh-signature"),
             &incoming.bytes,
-            &state.webhooks.highlevel_keys,
+            &state.highlevel_keys,
             Utc::now(),
         ) {
             Ok(v) => v.into_inner(),

@@ -3,10 +3,10 @@
 use poem::{web::Data, Request};
 use poem_openapi::{payload::Binary, OpenApi};
 
-use super::{Incoming, Provider, WebhookResponse};
+use super::{Incoming, WebhookResponse};
 use crate::{
     http::{ApiTags, AppState},
-    providers::mercadopago::verify,
+    providers::{mercadopago::verify, Provider},
 };
 
 #[derive(Default)]

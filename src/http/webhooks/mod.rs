@@ -23,7 +23,10 @@ use super::{
     error::{body, ErrorBody},
     AppState,
 };
-use crate::{ingest::NewEvent, providers::VerifyError};
+use crate::{
+    ingest::NewEvent,
+    providers::{Provider, VerifyError},
+};
 
 /// Seconds a provider is asked to wait before retrying a webhook we could not store.
 const RETRY_AFTER_SECS: u32 = 30;
@@ -58,46 +61,16 @@ pub enum WebhookResponse {
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
-/// The provider a receiver serves (metric label, storage name, failure status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Provider {
-    Stripe,
-    MercadoPago,
-    WhatsApp,
-    HighLevel,
-}
-
-impl Provider {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Stripe => "stripe",
-            Self::MercadoPago => "mercadopago",
-            Self::WhatsApp => "whatsapp",
-            Self::HighLevel => "highlevel",
-        }
-    }
-
-    /// Headers worth keeping for audit; never credentials.
-    fn kept_headers(self) -> &'static [&'static str] {
-        match self {
-            Self::Stripe => &["content-type", "user-agent", "stripe-signature"],
-            Self::MercadoPago => &["content-type", "user-agent", "x-signature", "x-request-id", "x-retry"],
-            Self::WhatsApp => &["content-type", "user-agent", "x-hub-signature-256"],
-            Self::HighLevel => &["content-type", "user-agent", "x-ghl-signature", "x-wh-signature"],
-        }
-    }
-
-    /// The answer that makes this provider retry later.
-    fn retry_later(self, code: &str, message: &str) -> WebhookResponse {
-        match self {
-            Self::HighLevel => WebhookResponse::TooManyRequests(body(code, message), RETRY_AFTER_SECS),
-            _ => WebhookResponse::Unavailable(body(code, message), RETRY_AFTER_SECS),
-        }
+/// The answer that makes `provider` retry later: HighLevel retries only 429.
+fn retry_later(provider: Provider, code: &str, message: &str) -> WebhookResponse {
+    match provider {
+        Provider::HighLevel => WebhookResponse::TooManyRequests(body(code, message), RETRY_AFTER_SECS),
+        _ => WebhookResponse::Unavailable(body(code, message), RETRY_AFTER_SECS),
     }
 }
 
 fn count(provider: Provider, outcome: &'static str) {
-    metrics::counter!("relevo_webhooks_received_total", "provider" => provider.name(), "outcome" => outcome)
+    metrics::counter!("relevo_webhooks_received_total", "provider" => provider.as_str(), "outcome" => outcome)
         .increment(1);
 }
 
@@ -107,7 +80,7 @@ pub(crate) fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 fn kept_headers(provider: Provider, req: &Request) -> Value {
     let mut map = Map::new();
-    for name in provider.kept_headers() {
+    for name in provider.audit_headers() {
         if let Some(v) = header(req, name) {
             map.insert((*name).to_owned(), Value::String(v.to_owned()));
         }
@@ -138,7 +111,7 @@ impl<'a> Incoming<'a> {
             return Err(WebhookResponse::Unavailable(
                 super::error::body(
                     "provider_not_configured",
-                    format!("{} webhooks are not configured on this server", provider.name()),
+                    format!("{} webhooks are not configured on this server", provider.as_str()),
                 ),
                 RETRY_AFTER_SECS,
             ));
@@ -172,7 +145,7 @@ impl<'a> Incoming<'a> {
     /// Maps a verification failure: 400 for a signed non-JSON body, else 401.
     pub(crate) fn refuse(&self, e: VerifyError) -> WebhookResponse {
         count(self.provider, "rejected");
-        tracing::info!(provider = self.provider.name(), reason = %e, "webhook refused");
+        tracing::info!(provider = self.provider.as_str(), reason = %e, "webhook refused");
         if e.is_bad_request() {
             WebhookResponse::BadRequest(body("invalid_json", e.to_string()))
         } else {
@@ -183,7 +156,7 @@ impl<'a> Incoming<'a> {
     /// A `NewEvent` carrying this request's raw body and kept headers.
     pub(crate) fn event(&self, dedupe_key: String, provider_event_id: Option<String>, kind: String, payload: Value) -> NewEvent {
         NewEvent {
-            provider: self.provider.name(),
+            provider: self.provider,
             dedupe_key,
             provider_event_id,
             kind,
@@ -202,7 +175,7 @@ impl<'a> Incoming<'a> {
     pub(crate) async fn store(self, state: &Data<&AppState>, events: Vec<NewEvent>) -> WebhookResponse {
         let total = events.len();
         let result = state.ingest.submit(events).await;
-        metrics::histogram!("relevo_ingest_seconds", "provider" => self.provider.name())
+        metrics::histogram!("relevo_ingest_seconds", "provider" => self.provider.as_str())
             .record(self.started.elapsed().as_secs_f64());
         match result {
             Ok(new) => {
@@ -213,8 +186,8 @@ impl<'a> Incoming<'a> {
             }
             Err(e) => {
                 count(self.provider, "unavailable");
-                tracing::warn!(provider = self.provider.name(), error.message = %e, "webhook not stored; provider will retry");
-                self.provider.retry_later("storage_unavailable", "the event could not be stored; retry later")
+                tracing::warn!(provider = self.provider.as_str(), error.message = %e, "webhook not stored; provider will retry");
+                retry_later(self.provider, "storage_unavailable", "the event could not be stored; retry later")
             }
         }
     }

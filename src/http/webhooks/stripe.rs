@@ -4,8 +4,11 @@ use chrono::Utc;
 use poem::{web::Data, Request};
 use poem_openapi::{payload::Binary, OpenApi};
 
-use super::{Incoming, Provider, WebhookResponse};
-use crate::{http::{ApiTags, AppState}, providers::stripe::verify};
+use super::{Incoming, WebhookResponse};
+use crate::{
+    http::{ApiTags, AppState},
+    providers::{stripe::verify, Provider},
+};
 
 #[derive(Default)]
 pub struct StripeWebhook;

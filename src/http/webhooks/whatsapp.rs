@@ -8,13 +8,13 @@ use poem_openapi::{
 };
 use secrecy::ExposeSecret;
 
-use super::{Incoming, Provider, WebhookResponse};
+use super::{Incoming, WebhookResponse};
 use crate::{
     http::{
         error::{body, ErrorBody},
         ApiTags, AppState,
     },
-    providers::{ct_eq_str, whatsapp::verify},
+    providers::{ct_eq_str, whatsapp::verify, Provider},
 };
 
 #[derive(Default)]

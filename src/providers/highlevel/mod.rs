@@ -1,2 +1,3 @@
 //! HighLevel (LeadConnector).
+pub mod payload;
 pub mod verify;

@@ -1,17 +1,12 @@
 //! `GET /v1/payments/{id}`: the only source of truth for a Mercado Pago payment
-//! (never the notification body). Errors map to the engine's retry kinds:
-//! 429 → rate limited (Retry-After), 5xx/timeouts → transient, 404/401 → permanent.
+//! (never the notification body). Answers are classified into `Error` variants
+//! that say whether retrying can help; the flow decides what to do with them.
 
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::{domain::orders::PaymentSignal, engine::StepError};
-
-pub const DEFAULT_API_BASE: &str = "https://api.mercadopago.com";
 
 #[derive(Clone)]
 pub struct Client {
@@ -20,7 +15,8 @@ pub struct Client {
     token: SecretString,
 }
 
-/// The fields of a payment the flow uses.
+/// The fields of a payment the flows use. Stored as a step checkpoint: add
+/// fields with defaults, never rename one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     pub id: String,
@@ -30,15 +26,31 @@ pub struct Payment {
     pub currency: Option<String>,
 }
 
-impl Payment {
-    pub fn signal(&self) -> PaymentSignal {
-        match self.status.as_str() {
-            "approved" | "authorized" => PaymentSignal::Succeeded,
-            "rejected" => PaymentSignal::Failed,
-            "cancelled" => PaymentSignal::Canceled,
-            "refunded" | "charged_back" => PaymentSignal::Refunded,
-            _ => PaymentSignal::Processing, // pending, in_process, in_mediation
-        }
+/// Why a payment could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Mercado Pago payment id {0:?}")]
+    InvalidId(String),
+    #[error("Mercado Pago unreachable: {0}")]
+    Unreachable(String),
+    #[error("Mercado Pago payment {id} not found: {message}")]
+    NotFound { id: String, message: String },
+    #[error("Mercado Pago refused MERCADOPAGO_ACCESS_TOKEN ({status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    #[error("Mercado Pago rate limit: {message}")]
+    RateLimited { retry_after_secs: i64, message: String },
+    #[error("Mercado Pago error {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("Mercado Pago answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("Mercado Pago answered a payment without id or status")]
+    Malformed,
+}
+
+impl Error {
+    /// Whether the same request may succeed later (timeouts, 5xx).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Server { .. })
     }
 }
 
@@ -56,9 +68,9 @@ impl Client {
         }
     }
 
-    pub async fn get_payment(&self, id: &str) -> Result<Payment, StepError> {
+    pub async fn get_payment(&self, id: &str) -> Result<Payment, Error> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(StepError::permanent(format!("invalid Mercado Pago payment id {id:?}")));
+            return Err(Error::InvalidId(id.to_owned()));
         }
         let resp = self
             .http
@@ -66,27 +78,25 @@ impl Client {
             .bearer_auth(self.token.expose_secret())
             .send()
             .await
-            .map_err(|e| StepError::transient(format!("Mercado Pago unreachable: {e}")))?;
-        let status = resp.status();
-        let retry_after = resp
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after_secs = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok());
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let message = body["message"].as_str().unwrap_or("").to_owned();
-        match status.as_u16() {
-            200 => parse_payment(&body).ok_or_else(|| StepError::permanent("Mercado Pago answered a payment without id or status")),
-            404 => Err(StepError::permanent(format!("Mercado Pago payment {id} not found: {message}"))),
-            401 | 403 => Err(StepError::permanent(format!(
-                "Mercado Pago refused MERCADOPAGO_ACCESS_TOKEN ({status}): {message}"
-            ))),
-            429 => Err(StepError::rate_limited(
-                Utc::now() + chrono::Duration::seconds(retry_after.unwrap_or(30).clamp(1, 3600)),
-                format!("Mercado Pago rate limit: {message}"),
-            )),
-            s if s >= 500 => Err(StepError::transient(format!("Mercado Pago error {status}: {message}"))),
-            _ => Err(StepError::permanent(format!("Mercado Pago answered {status}: {message}"))),
+        match status {
+            200 => parse_payment(&body).ok_or(Error::Malformed),
+            404 => Err(Error::NotFound { id: id.to_owned(), message }),
+            401 | 403 => Err(Error::Unauthorized { status, message }),
+            429 => Err(Error::RateLimited {
+                retry_after_secs: retry_after_secs.unwrap_or(30).clamp(1, 3600),
+                message,
+            }),
+            s if s >= 500 => Err(Error::Server { status, message }),
+            _ => Err(Error::Refused { status, message }),
         }
     }
 }
@@ -112,21 +122,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn payments_parse_and_map_to_signals() {
+    fn payments_parse() {
         let p = parse_payment(&json!({"id": 999, "status": "approved", "external_reference": "o1",
-            "transaction_amount": 117.48, "currency_id": "MXN"}))
+            "transaction_amount": 117.48, "currency_id": "mxn"}))
         .unwrap();
-        assert_eq!((p.id.as_str(), p.amount_minor, p.signal()), ("999", Some(11748), PaymentSignal::Succeeded));
-        for (status, signal) in [
-            ("pending", PaymentSignal::Processing),
-            ("in_process", PaymentSignal::Processing),
-            ("rejected", PaymentSignal::Failed),
-            ("cancelled", PaymentSignal::Canceled),
-            ("refunded", PaymentSignal::Refunded),
-            ("charged_back", PaymentSignal::Refunded),
-        ] {
-            let p = parse_payment(&json!({"id": "1", "status": status})).unwrap();
-            assert_eq!(p.signal(), signal, "{status}");
-        }
+        assert_eq!((p.id.as_str(), p.amount_minor, p.currency.as_deref()), ("999", Some(11748), Some("MXN")));
+        assert_eq!(parse_payment(&json!({"id": "1", "status": "pending"})).unwrap().amount_minor, None);
+        assert!(parse_payment(&json!({"status": "approved"})).is_none());
     }
 }

@@ -1,3 +1,4 @@
 //! Mercado Pago.
 pub mod client;
+pub mod payload;
 pub mod verify;

@@ -1,2 +1,3 @@
 //! Stripe.
+pub mod payload;
 pub mod verify;

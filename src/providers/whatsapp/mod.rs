@@ -1,2 +1,3 @@
 //! Meta WhatsApp Cloud API.
+pub mod payload;
 pub mod verify;

@@ -1,0 +1,50 @@
+//! What a payment provider says about a payment, in one vocabulary for every
+//! provider. Flows map it onto the order state machine; nothing here knows orders.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Provider;
+
+/// Where the provider says the payment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// An offline voucher (OXXO) was issued; the shopper pays it later.
+    VoucherIssued,
+    /// Created, pending or in review: nothing to act on yet.
+    Processing,
+    Succeeded,
+    Failed,
+    Canceled,
+    Refunded,
+}
+
+/// An OXXO voucher as Stripe describes it (`oxxo_display_details`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OxxoVoucher {
+    pub number: String,
+    pub hosted_voucher_url: Option<String>,
+    pub expires_after: Option<DateTime<Utc>>,
+}
+
+/// One provider event about one payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentEvent {
+    pub provider: Provider,
+    /// The order reference Relevo put on the payment (Stripe `metadata.order_id`,
+    /// Mercado Pago `external_reference`), when it is one of our ids.
+    pub order_id: Option<Uuid>,
+    pub status: PaymentStatus,
+    /// Amount in minor units and ISO currency (upper case), for successful payments.
+    pub amount: Option<(i64, String)>,
+    /// PaymentIntent id (`pi_…`) or Mercado Pago payment id.
+    pub payment_id: Option<String>,
+    pub oxxo: Option<OxxoVoucher>,
+}
+
+/// Reads an order reference we issued: a UUID, surrounding blanks tolerated.
+pub(crate) fn order_reference(raw: Option<&str>) -> Option<Uuid> {
+    raw.and_then(|r| Uuid::parse_str(r.trim()).ok())
+}

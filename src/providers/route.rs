@@ -1,0 +1,26 @@
+//! `Route`: what a verified provider event asks Relevo to do. Each provider's
+//! pure `payload` module produces one; `workflows/mod.rs` maps each variant to
+//! the flow it starts. Stored as the `route` step's checkpoint, so variants are
+//! a durable contract: add variants, never change one.
+
+use serde::{Deserialize, Serialize};
+
+use super::payment::PaymentEvent;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "route", rename_all = "snake_case")]
+pub enum Route {
+    /// A payment changed (a Stripe event, or a Mercado Pago payment read from its API).
+    Payment(PaymentEvent),
+    /// A Mercado Pago notification: only the payment read from the API is trusted,
+    /// so it must be fetched before it can be routed.
+    FetchMercadoPagoPayment { payment_id: String },
+    /// Nothing to do for this event; the reason is kept for ops.
+    Ignored { reason: String },
+}
+
+impl Route {
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Self::Ignored { reason: reason.into() }
+    }
+}
