@@ -54,6 +54,9 @@ pub struct WebhookSettings {
     pub stripe_secrets: Vec<SecretString>,
     /// `MERCADOPAGO_WEBHOOK_SECRET`.
     pub mercadopago_secret: Option<SecretString>,
+    /// `MERCADOPAGO_MAX_AGE` (default `1h`; `30m`, `2h`, …): older signatures are
+    /// refused, so a captured one cannot be replayed. Retries come 15 min apart.
+    pub mercadopago_max_age: chrono::Duration,
     /// `WHATSAPP_VERIFY_TOKEN`: echoed subscription handshake.
     pub whatsapp_verify_token: Option<SecretString>,
     /// `WHATSAPP_APP_SECRET`: `X-Hub-Signature-256` key.
@@ -87,7 +90,7 @@ pub struct EngineSettings {
     pub missed_heartbeats: usize,
     /// `RELEVO_POLL_MS` (default 1000): poll interval that backs up LISTEN/NOTIFY.
     pub poll_interval: Duration,
-    /// `RELEVO_RETAIN_SUCCEEDED_HOURS` / `RELEVO_RETAIN_FAILED_HOURS`.
+    /// `RELEVO_RETAIN_SUCCEEDED_HOURS` / `_FAILED_HOURS` / `_EVENTS_HOURS`.
     pub retention: Retention,
 }
 
@@ -98,6 +101,9 @@ pub struct Retention {
     pub succeeded: Duration,
     /// `RELEVO_RETAIN_FAILED_HOURS` (default 720 = 30 days); failed and cancelled runs.
     pub failed: Duration,
+    /// `RELEVO_RETAIN_EVENTS_HOURS` (default 2160 = 90 days): received webhooks,
+    /// kept for payment audit after their runs are gone.
+    pub events: Duration,
 }
 
 impl Default for Retention {
@@ -105,6 +111,7 @@ impl Default for Retention {
         Self {
             succeeded: Duration::from_secs(7 * 24 * 3600),
             failed: Duration::from_secs(30 * 24 * 3600),
+            events: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -192,6 +199,7 @@ impl EngineSettings {
             retention: Retention {
                 succeeded: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_SUCCEEDED_HOURS", 168u64)?),
                 failed: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_FAILED_HOURS", 720u64)?),
+                events: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_EVENTS_HOURS", 2160u64)?),
             },
         };
         if engine.concurrency == 0 || engine.batch_size < engine.concurrency {
@@ -218,6 +226,15 @@ impl WebhookSettings {
                 })
                 .unwrap_or_default(),
             mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
+            mercadopago_max_age: match get("MERCADOPAGO_MAX_AGE") {
+                None => chrono::Duration::hours(1),
+                Some(raw) => crate::outbound::parse_duration(&raw)
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .ok_or(Error {
+                        name: "MERCADOPAGO_MAX_AGE",
+                        reason: format!("{raw:?} is not a duration like 30m or 1h"),
+                    })?,
+            },
             whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").map(SecretString::from),
             whatsapp_app_secret: get("WHATSAPP_APP_SECRET").map(SecretString::from),
             highlevel_public_key_pem: pem("HIGHLEVEL_WEBHOOK_PUBLIC_KEY"),

@@ -106,11 +106,7 @@ impl Application {
             let worker = Arc::new(crate::outbound::delivery::Worker::new(self.state.pool.clone(), self.outbound.clone()));
             tokio::spawn(worker.run(deliveries_stopped))
         });
-        let retention = engine::retention::spawn(
-            self.state.pool.clone(),
-            self.state.engine.settings().retention,
-            Duration::from_secs(600),
-        );
+        let retention = spawn_retention(self.state.pool.clone(), self.state.engine.settings().retention);
         let names: Vec<_> = self.state.engine.registry().names().collect();
         tracing::info!(addr = %self.local_addr, workflows = ?names, "relevo is serving");
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -158,6 +154,30 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Every 10 minutes (first after one): prunes old runs, queue jobs and inbound
+/// events, each cleanup independent of the others.
+fn spawn_retention(pool: PgPool, retention: engine::retention::Retention) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(600);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(60), every);
+        loop {
+            tick.tick().await;
+            match engine::retention::prune(&pool, retention).await {
+                Ok(p) if p != engine::retention::Pruned::default() => {
+                    tracing::info!(runs = p.runs, jobs = p.jobs, "pruned old runs")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.message = %e, "run retention pass failed"),
+            }
+            match crate::ingest::events::prune(&pool, retention.events).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "pruned old inbound events"),
+                Err(e) => tracing::warn!(error.message = %e, "event retention pass failed"),
+            }
+        }
+    })
 }
 
 /// Says once, at start-up, which receivers will answer 503 `provider_not_configured`.

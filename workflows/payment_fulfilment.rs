@@ -75,6 +75,7 @@ fn update_from(event: &PaymentEvent, order_id: Uuid) -> PaymentUpdate {
             PaymentStatus::Failed => PaymentSignal::Failed,
             PaymentStatus::Canceled => PaymentSignal::Canceled,
             PaymentStatus::Refunded => PaymentSignal::Refunded,
+            PaymentStatus::PartiallyRefunded => PaymentSignal::PartiallyRefunded,
         },
         amount: event.amount.clone(),
         provider: event.provider.as_str().to_owned(),

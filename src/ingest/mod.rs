@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use events::NewEvent;
+pub use events::{NewEvent, RawBody};
 pub use writer::{IngestError, IngestWriter};
 
 use crate::{

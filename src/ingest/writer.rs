@@ -1,6 +1,10 @@
 //! The batched durable writer.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
@@ -81,24 +85,89 @@ impl IngestWriter {
 }
 
 async fn commit_batch(engine: &Engine, entry: &dyn EntryFlow, batch: Vec<Job>) {
-    let events: Vec<&NewEvent> = batch.iter().flat_map(|j| j.events.iter()).collect();
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let result = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, entry, &events, &ids)).await;
-    let outcome = match result {
-        Ok(Ok(inserted)) => Ok(inserted),
-        Ok(Err(e)) => Err(IngestError::Unavailable(e.to_string())),
-        Err(_) => Err(IngestError::Unavailable("commit timed out".into())),
-    };
-    let mut offset = 0;
-    for job in batch {
-        let n = job.events.len();
-        let answer = outcome
-            .as_ref()
-            .map(|inserted| ids[offset..offset + n].iter().map(|id| inserted.contains(id)).collect())
-            .map_err(Clone::clone);
-        offset += n;
-        let _ = job.reply.send(answer);
+    match commit(engine, entry, &batch).await {
+        // Validation makes every row storable; should Postgres still refuse one
+        // request's data, the others must not share its fate: commit each alone.
+        Err(e) if batch.len() > 1 && e.is_data_error() => {
+            tracing::warn!(error.message = %e, requests = batch.len(), "a batch was refused; committing its requests one by one");
+            for job in batch {
+                let answer = commit(engine, entry, std::slice::from_ref(&job)).await;
+                let _ = job.reply.send(answer.map(|mut each| each.remove(0)).map_err(Into::into));
+            }
+        }
+        outcome => {
+            let outcome = outcome.map_err(IngestError::from);
+            let answers: Vec<_> = match outcome {
+                Ok(each) => each.into_iter().map(Ok).collect(),
+                Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+            };
+            for (job, answer) in batch.into_iter().zip(answers) {
+                let _ = job.reply.send(answer);
+            }
+        }
     }
+}
+
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error("commit timed out")]
+    TimedOut,
+}
+
+impl CommitError {
+    /// Postgres refused the data itself (SQLSTATE class 22, 23 or 54), not the connection.
+    fn is_data_error(&self) -> bool {
+        let Self::Engine(crate::engine::Error::Database(sqlx::Error::Database(e))) = self else {
+            return false;
+        };
+        e.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("54"))
+    }
+}
+
+impl From<CommitError> for IngestError {
+    fn from(e: CommitError) -> Self {
+        IngestError::Unavailable(e.to_string())
+    }
+}
+
+/// Commits the jobs' events in one transaction; for each job, whether each of
+/// its events was new. An event whose identity came earlier in the same batch
+/// is a duplicate, like a redelivery.
+async fn commit(engine: &Engine, entry: &dyn EntryFlow, jobs: &[Job]) -> Result<Vec<Vec<bool>>, CommitError> {
+    let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    // One row per identity, in identity order: concurrent batches that share
+    // identities (a provider retrying a slow answer, Meta delivering to several
+    // apps) then take their locks in the same order and cannot deadlock.
+    let mut first: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (i, event) in events.iter().enumerate() {
+        first.entry(event.identity()).or_insert(i);
+    }
+    let rows: Vec<&NewEvent> = first.values().map(|&i| events[i]).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
+    let inserted = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, entry, &rows, &ids))
+        .await
+        .map_err(|_| CommitError::TimedOut)??;
+    let new_rows: HashSet<(&str, &str)> = rows
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| inserted.contains(id))
+        .map(|(row, _)| row.identity())
+        .collect();
+    let mut answers = Vec::with_capacity(jobs.len());
+    let mut i = 0;
+    for job in jobs {
+        let mut each = Vec::with_capacity(job.events.len());
+        for event in &job.events {
+            let identity = event.identity();
+            each.push(first[&identity] == i && new_rows.contains(&identity));
+            i += 1;
+        }
+        answers.push(each);
+    }
+    Ok(answers)
 }
 
 /// One transaction: the new events, the run each starts, their wake-ups.
@@ -124,8 +193,8 @@ async fn store(
         .map(|((event, id), run_id)| StoredEvent {
             event_id: *id,
             run_id: *run_id,
-            provider: event.provider,
-            kind: event.kind.clone(),
+            provider: event.provider(),
+            kind: event.kind().to_owned(),
         })
         .collect();
     entry.start_using(engine, &mut tx, &stored).await?;

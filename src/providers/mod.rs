@@ -102,6 +102,8 @@ pub enum VerifyError {
     BadSignature,
     #[error("timestamp outside the allowed window")]
     StaleTimestamp,
+    #[error("the {0} must be present and signed")]
+    MissingSignedField(&'static str),
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),
 }

@@ -19,6 +19,8 @@ pub enum PaymentStatus {
     Failed,
     Canceled,
     Refunded,
+    /// Less than the whole payment was refunded.
+    PartiallyRefunded,
 }
 
 /// An OXXO voucher as Stripe describes it (`oxxo_display_details`).

@@ -7,6 +7,7 @@ mod apalis_pitfalls;
 mod catalog_orders;
 mod crash;
 mod engine_guarantees;
+mod hardening;
 mod http_surface;
 mod lifecycle;
 mod mercadopago;

@@ -100,6 +100,7 @@ fn signal_name(s: PaymentSignal) -> &'static str {
         PaymentSignal::Canceled => "canceled",
         PaymentSignal::VoucherExpired => "voucher_expired",
         PaymentSignal::Refunded => "refunded",
+        PaymentSignal::PartiallyRefunded => "partially_refunded",
     }
 }
 
@@ -124,9 +125,7 @@ pub async fn apply_signal_using(
             .execute(&mut *conn)
             .await?;
     }
-    let decision = order.state.decide(update.signal);
-    let payload = json!({"order_id": order_id, "provider": update.provider, "payment_id": update.provider_payment_id});
-    Ok(match decision {
+    Ok(match order.state.decide(update.signal) {
         Decision::Ignore(reason) => {
             record_using(conn, order_id, from, None, signal, Some(reason), event_id).await?;
             Applied::Ignored { status: from, reason: reason.into() }
@@ -134,49 +133,61 @@ pub async fn apply_signal_using(
         Decision::RememberRefund => {
             record_using(conn, order_id, from, None, signal, Some("refund before payment: applied when paid"), event_id)
                 .await?;
-            sqlx::query("update orders set refund_pending = true where id = $1")
-                .bind(order_id)
-                .execute(&mut *conn)
-                .await?;
+            set_refund_pending_using(conn, order_id, true).await?;
             Applied::RefundRemembered
         }
         Decision::PaidButRefunded => {
-            record_using(conn, order_id, from, Some(OrderStatus::Refunded), signal, Some("already refunded"), event_id)
-                .await?;
-            sqlx::query("update orders set refund_pending = false where id = $1")
-                .bind(order_id)
-                .execute(&mut *conn)
-                .await?;
-            outbox::record_using(conn, "payment.refunded", payload).await?;
-            Applied::Moved { from, to: OrderStatus::Refunded, email_id: None }
+            let to = OrderStatus::Refunded;
+            record_using(conn, order_id, from, Some(to), signal, Some("already refunded"), event_id).await?;
+            set_refund_pending_using(conn, order_id, false).await?;
+            publish_move_using(conn, order_id, to, update).await?;
+            Applied::Moved { from, to, email_id: None }
         }
         Decision::Apply(to) => {
             record_using(conn, order_id, from, Some(to), signal, None, event_id).await?;
-            let mut email_id = None;
-            match to {
-                OrderStatus::Paid => {
-                    outbox::record_using(conn, "payment.received", json!({"order_id": order_id, "amount": update.amount, "provider": update.provider})).await?;
+            publish_move_using(conn, order_id, to, update).await?;
+            let email_id = match (to, &update.oxxo) {
+                (OrderStatus::AwaitingOfflinePayment, Some(voucher)) => {
+                    let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
+                    Some(emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?)
                 }
-                OrderStatus::PaymentFailed => {
-                    outbox::record_using(conn, "payment.failed", payload).await?;
-                }
-                OrderStatus::Cancelled => {
-                    outbox::record_using(conn, "sales_order.cancelled", payload).await?;
-                }
-                OrderStatus::Refunded => {
-                    outbox::record_using(conn, "payment.refunded", payload).await?;
-                }
-                OrderStatus::AwaitingOfflinePayment => {
-                    if let Some(voucher) = &update.oxxo {
-                        let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
-                        email_id = Some(emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?);
-                    }
-                }
-                _ => {}
-            }
+                _ => None,
+            };
             Applied::Moved { from, to, email_id }
         }
     })
+}
+
+async fn set_refund_pending_using(conn: &mut PgConnection, order_id: Uuid, pending: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("update orders set refund_pending = $2 where id = $1")
+        .bind(order_id)
+        .bind(pending)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the domain event a payment move publishes, if it publishes one.
+async fn publish_move_using(conn: &mut PgConnection, order_id: Uuid, to: OrderStatus, update: &PaymentUpdate) -> Result<(), sqlx::Error> {
+    if let Some((kind, payload)) = move_event(order_id, to, update) {
+        outbox::record_using(conn, kind, payload).await?;
+    }
+    Ok(())
+}
+
+/// The domain event (type and payload) that a payment moving an order to `to` publishes.
+fn move_event(order_id: Uuid, to: OrderStatus, update: &PaymentUpdate) -> Option<(&'static str, serde_json::Value)> {
+    let payload = json!({"order_id": order_id, "provider": update.provider, "payment_id": update.provider_payment_id});
+    match to {
+        OrderStatus::Paid => Some((
+            "payment.received",
+            json!({"order_id": order_id, "amount": update.amount, "provider": update.provider}),
+        )),
+        OrderStatus::PaymentFailed => Some(("payment.failed", payload)),
+        OrderStatus::Cancelled => Some(("sales_order.cancelled", payload)),
+        OrderStatus::Refunded => Some(("payment.refunded", payload)),
+        _ => None,
+    }
 }
 
 /// How fulfilment of a paid order ended.
@@ -202,15 +213,8 @@ pub async fn fulfil_using(
     if order.state.status != OrderStatus::Paid {
         return Ok(Fulfilment::NotPaid { status: order.state.status });
     }
-    if let Some((amount, currency)) = paid {
-        if *amount != order.amount_minor || !currency.eq_ignore_ascii_case(&order.currency) {
-            let reason = format!(
-                "paid {} but the order is {}",
-                emails::money(*amount, currency),
-                emails::money(order.amount_minor, &order.currency)
-            );
-            return needs_attention_using(conn, order_id, reason).await;
-        }
+    if let Some(reason) = amount_mismatch(paid, order.amount_minor, &order.currency) {
+        return needs_attention_using(conn, order_id, reason).await;
     }
     let items = items_using(&mut *conn, order_id).await?;
     let mut wanted: std::collections::BTreeMap<String, i32> = Default::default();
@@ -249,6 +253,21 @@ pub async fn fulfil_using(
     Ok(Fulfilment::Fulfilled { email_id })
 }
 
+/// Why what the provider says was paid does not settle the order, if it does not.
+/// No amount at all is a mismatch: an order is never fulfilled unchecked.
+fn amount_mismatch(paid: Option<&(i64, String)>, amount_minor: i64, currency: &str) -> Option<String> {
+    match paid {
+        None => Some(format!(
+            "the provider reported no amount; the order is {}",
+            emails::money(amount_minor, currency)
+        )),
+        Some((paid, paid_currency)) if *paid != amount_minor || !paid_currency.eq_ignore_ascii_case(currency) => {
+            Some(format!("paid {} but the order is {}", emails::money(*paid, paid_currency), emails::money(amount_minor, currency)))
+        }
+        Some(_) => None,
+    }
+}
+
 async fn needs_attention_using(conn: &mut PgConnection, order_id: Uuid, reason: String) -> Result<Fulfilment, sqlx::Error> {
     record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::NeedsAttention), "fulfilment", Some(&reason), None)
         .await?;
@@ -285,4 +304,46 @@ pub async fn order_by_payment_ref(conn: &mut PgConnection, reference: &str) -> R
         .bind(reference)
         .fetch_optional(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(signal: PaymentSignal) -> PaymentUpdate {
+        PaymentUpdate {
+            order_id: None,
+            signal,
+            amount: Some((11748, "MXN".into())),
+            provider: "stripe".into(),
+            provider_payment_id: Some("pi_1".into()),
+            oxxo: None,
+        }
+    }
+
+    #[test]
+    fn only_the_exact_amount_in_the_order_currency_settles_it() {
+        let mxn = |n| Some((n, "MXN".to_owned()));
+        assert_eq!(amount_mismatch(mxn(11748).as_ref(), 11748, "MXN"), None);
+        assert_eq!(amount_mismatch(Some(&(11748, "mxn".into())), 11748, "MXN"), None);
+        assert!(amount_mismatch(mxn(11747).as_ref(), 11748, "MXN").is_some());
+        assert!(amount_mismatch(Some(&(11748, "USD".into())), 11748, "MXN").is_some());
+        let none = amount_mismatch(None, 11748, "MXN").unwrap();
+        assert!(none.contains("no amount"), "{none}");
+    }
+
+    #[test]
+    fn each_payment_move_publishes_its_domain_event() {
+        let order = Uuid::now_v7();
+        let kind = |to| move_event(order, to, &update(PaymentSignal::Succeeded)).map(|(k, _)| k);
+        assert_eq!(kind(OrderStatus::Paid), Some("payment.received"));
+        assert_eq!(kind(OrderStatus::PaymentFailed), Some("payment.failed"));
+        assert_eq!(kind(OrderStatus::Cancelled), Some("sales_order.cancelled"));
+        assert_eq!(kind(OrderStatus::Refunded), Some("payment.refunded"));
+        assert_eq!(kind(OrderStatus::AwaitingOfflinePayment), None);
+        let (_, paid) = move_event(order, OrderStatus::Paid, &update(PaymentSignal::Succeeded)).unwrap();
+        assert_eq!(paid["amount"], json!([11748, "MXN"]));
+        let (_, refunded) = move_event(order, OrderStatus::Refunded, &update(PaymentSignal::Refunded)).unwrap();
+        assert_eq!(refunded["payment_id"], "pi_1");
+    }
 }

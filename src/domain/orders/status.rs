@@ -93,6 +93,8 @@ pub enum PaymentSignal {
     /// Our own durable timer at the voucher's `expires_after`.
     VoucherExpired,
     Refunded,
+    /// Part of the payment was refunded: recorded, status and stock unchanged.
+    PartiallyRefunded,
 }
 
 /// The part of an order the state machine owns.
@@ -129,6 +131,7 @@ impl OrderState {
         use OrderStatus::*;
         let target = match signal {
             PaymentSignal::Processing => return Decision::Ignore("informational"),
+            PaymentSignal::PartiallyRefunded => return Decision::Ignore("partial refund: status and stock unchanged"),
             PaymentSignal::VoucherIssued => AwaitingOfflinePayment,
             PaymentSignal::Failed => PaymentFailed,
             PaymentSignal::Canceled | PaymentSignal::VoucherExpired => Cancelled,
@@ -215,6 +218,7 @@ mod tests {
             ("card declined", &[P::Processing, P::Failed, P::Failed], PaymentFailed),
             ("session expired", &[P::Canceled, P::Canceled, P::Processing], Cancelled),
             ("refund", &[P::Succeeded, P::Processing, P::Refunded, P::Refunded], Refunded),
+            ("partial refund", &[P::Succeeded, P::PartiallyRefunded, P::PartiallyRefunded], Fulfilled),
             ("oxxo refund", &[P::VoucherIssued, P::Succeeded, P::Refunded, P::VoucherExpired], Refunded),
         ];
         for (name, signals, expected) in cases {

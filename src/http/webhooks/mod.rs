@@ -24,7 +24,7 @@ use super::{
     AppState,
 };
 use crate::{
-    ingest::NewEvent,
+    ingest::{NewEvent, RawBody},
     providers::{Provider, VerifyError},
 };
 
@@ -93,6 +93,8 @@ pub(crate) struct Incoming<'a> {
     pub provider: Provider,
     pub req: &'a Request,
     pub bytes: Vec<u8>,
+    /// Stored once, however many events the request carries.
+    raw: std::sync::OnceLock<std::sync::Arc<RawBody>>,
     started: Instant,
 }
 
@@ -122,6 +124,7 @@ impl<'a> Incoming<'a> {
                 provider,
                 req,
                 bytes: bytes.to_vec(),
+                raw: Default::default(),
                 started,
             }),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
@@ -155,15 +158,15 @@ impl<'a> Incoming<'a> {
 
     /// A `NewEvent` carrying this request's raw body and kept headers.
     pub(crate) fn event(&self, dedupe_key: String, provider_event_id: Option<String>, kind: String, payload: Value) -> NewEvent {
-        NewEvent {
-            provider: self.provider,
+        NewEvent::new(
+            self.provider,
             dedupe_key,
             provider_event_id,
             kind,
-            headers: kept_headers(self.provider, self.req),
-            body: String::from_utf8_lossy(&self.bytes).into_owned(),
+            kept_headers(self.provider, self.req),
+            self.raw.get_or_init(|| RawBody::new(&self.bytes)).clone(),
             payload,
-        }
+        )
     }
 
     /// The whole body as JSON (verifiers have already checked it parses).

@@ -16,14 +16,11 @@ pub fn route(kind: &str, payload: &Value) -> Route {
     if !kind.starts_with("payment") {
         return Route::ignored(format!("Mercado Pago {kind} notifications are not handled"));
     }
-    let payment_id = payload["relevo_data_id"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| payload["data"]["id"].as_str().map(str::to_owned))
-        .or_else(|| payload["data"]["id"].as_i64().map(|n| n.to_string()));
-    match payment_id {
-        Some(payment_id) => Route::FetchMercadoPagoPayment { payment_id },
-        None => Route::ignored("the notification carries no payment id (data.id)"),
+    // Only the signed `data.id` (recorded by the receiver) names the payment:
+    // the body is not signed.
+    match payload["relevo_data_id"].as_str() {
+        Some(payment_id) => Route::FetchMercadoPagoPayment { payment_id: payment_id.to_owned() },
+        None => Route::ignored("the notification carries no signed payment id (data.id)"),
     }
 }
 
@@ -73,9 +70,8 @@ mod tests {
     fn a_payment_notification_routes_to_a_fetch_of_its_signed_data_id() {
         let payload = json!({"type": "payment", "data": {"id": "999"}, "relevo_data_id": "123"});
         assert_eq!(route("payment.updated", &payload), Route::FetchMercadoPagoPayment { payment_id: "123".into() });
-        let payload = json!({"type": "payment", "data": {"id": 999}});
-        assert_eq!(route("payment", &payload), Route::FetchMercadoPagoPayment { payment_id: "999".into() });
-        assert!(matches!(route("payment", &json!({})), Route::Ignored { .. }));
+        let unsigned = json!({"type": "payment", "data": {"id": 999}});
+        assert!(matches!(route("payment", &unsigned), Route::Ignored { .. }), "the body is not signed");
         assert!(matches!(route("merchant_order", &payload), Route::Ignored { .. }));
     }
 }

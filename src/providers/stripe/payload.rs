@@ -49,7 +49,7 @@ pub fn payment_event(event: &Value) -> Option<PaymentEvent> {
         }
         "checkout.session.async_payment_failed" => (PaymentStatus::Failed, None, None),
         "checkout.session.expired" => (PaymentStatus::Canceled, None, None),
-        "charge.refunded" => (PaymentStatus::Refunded, None, None),
+        "charge.refunded" => (refund_status(object), None, None),
         _ => return None,
     };
     Some(PaymentEvent {
@@ -60,6 +60,20 @@ pub fn payment_event(event: &Value) -> Option<PaymentEvent> {
         payment_id,
         oxxo,
     })
+}
+
+/// `charge.refunded` fires for partial refunds too: only `amount_refunded`
+/// reaching `amount` (or `refunded: true`) is a full refund.
+fn refund_status(charge: &Value) -> PaymentStatus {
+    let full = match (charge["amount_refunded"].as_i64(), charge["amount"].as_i64()) {
+        (Some(refunded), Some(amount)) => refunded >= amount,
+        _ => charge["refunded"].as_bool().unwrap_or(true),
+    };
+    if full {
+        PaymentStatus::Refunded
+    } else {
+        PaymentStatus::PartiallyRefunded
+    }
 }
 
 fn oxxo_voucher(next_action: &Value) -> Option<OxxoVoucher> {
@@ -102,6 +116,13 @@ mod tests {
         let ev = json!({"type": "charge.refunded", "data": {"object": {"object": "charge", "payment_intent": "pi_1"}}});
         let p = payment_event(&ev).unwrap();
         assert_eq!((p.status, p.order_id, p.payment_id.as_deref()), (PaymentStatus::Refunded, None, Some("pi_1")));
+
+        let partial = json!({"type": "charge.refunded", "data": {"object": {"object": "charge", "payment_intent": "pi_1",
+            "amount": 11748, "amount_refunded": 1000, "refunded": false}}});
+        assert_eq!(payment_event(&partial).unwrap().status, PaymentStatus::PartiallyRefunded);
+        let full = json!({"type": "charge.refunded", "data": {"object": {"object": "charge", "payment_intent": "pi_1",
+            "amount": 11748, "amount_refunded": 11748, "refunded": true}}});
+        assert_eq!(payment_event(&full).unwrap().status, PaymentStatus::Refunded);
 
         let ev = json!({"type": "checkout.session.completed", "data": {"object": {"object": "checkout.session",
             "payment_status": "unpaid", "amount_total": 100, "currency": "mxn"}}});
