@@ -37,7 +37,7 @@ enum RunsCommand {
         /// Created before this RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = crate::http::page::DEFAULT_LIMIT)]
         limit: u32,
         /// `next_cursor` from the previous page.
         #[arg(long)]
@@ -76,20 +76,38 @@ enum RunsCommand {
 }
 
 pub async fn run(args: RunsArgs) -> anyhow::Result<()> {
-    let token = match args.token {
-        Some(t) => t,
-        None => {
-            let dir = PathBuf::from(std::env::var("RELEVO_DATA_DIR").unwrap_or_else(|_| "./.relevo".into()));
-            let path = dir.join("admin-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("no --token, no RELEVO_ADMIN_TOKEN and cannot read {}", path.display()))?
-                .trim()
-                .to_owned()
-        }
-    };
+    let token = admin_token(args.token)?;
     let base = format!("{}/api/v1", args.url.trim_end_matches('/'));
-    let client = reqwest::Client::new();
-    let request = match args.command {
+    let response = request(&reqwest::Client::new(), &base, args.command)?
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if !status.is_success() {
+        anyhow::bail!("the API answered {status}");
+    }
+    Ok(())
+}
+
+/// `--token`, else the token file the server writes in its data directory.
+fn admin_token(arg: Option<String>) -> anyhow::Result<String> {
+    if let Some(token) = arg {
+        return Ok(token);
+    }
+    let dir = PathBuf::from(std::env::var("RELEVO_DATA_DIR").unwrap_or_else(|_| "./.relevo".into()));
+    let path = dir.join("admin-token");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("no --token, no RELEVO_ADMIN_TOKEN and cannot read {}", path.display()))?
+        .trim()
+        .to_owned())
+}
+
+/// The ops API call a command stands for (without its token).
+fn request(client: &reqwest::Client, base: &str, command: RunsCommand) -> anyhow::Result<reqwest::RequestBuilder> {
+    Ok(match command {
         RunsCommand::List { status, workflow, key, since, until, limit, cursor } => {
             let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             for (name, value) in [
@@ -121,19 +139,7 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<()> {
             }
         }
         RunsCommand::Cancel { id } => client.post(format!("{base}/runs/{id}/cancel")),
-    };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    println!("{}", serde_json::to_string_pretty(&body)?);
-    if !status.is_success() {
-        anyhow::bail!("the API answered {status}");
-    }
-    Ok(())
+    })
 }
 
 fn strip_nulls(mut v: Value) -> Value {
@@ -141,4 +147,49 @@ fn strip_nulls(mut v: Value) -> Value {
         map.retain(|_, v| !v.is_null());
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        runs: RunsArgs,
+    }
+
+    fn built(args: &[&str]) -> anyhow::Result<reqwest::Request> {
+        let cli = Cli::try_parse_from(std::iter::once("runs").chain(args.iter().copied()))?;
+        Ok(request(&reqwest::Client::new(), "http://relevo/api/v1", cli.runs.command)?.build()?)
+    }
+
+    fn body(req: &reqwest::Request) -> Value {
+        serde_json::from_slice(req.body().and_then(|b| b.as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn list_sends_the_default_limit_and_only_the_filters_given() {
+        let req = built(&["list", "--status", "failed", "--since", "2026-01-01T00:00:00Z"]).unwrap();
+        assert_eq!(req.method(), "GET");
+        assert_eq!(
+            req.url().as_str(),
+            "http://relevo/api/v1/runs?limit=50&status=failed&created_after=2026-01-01T00%3A00%3A00Z"
+        );
+    }
+
+    #[test]
+    fn retry_posts_one_run_or_with_all_the_filters_without_nulls() {
+        let one = built(&["retry", "r1", "--from-step", "charge"]).unwrap();
+        assert_eq!((one.method().as_str(), one.url().path()), ("POST", "/api/v1/runs/r1/retry"));
+        assert_eq!(body(&one), json!({"from_step": "charge"}));
+
+        let all = built(&["retry", "--all", "--workflow", "email_delivery"]).unwrap();
+        assert_eq!(all.url().path(), "/api/v1/runs/retry");
+        assert_eq!(body(&all), json!({"workflow": "email_delivery"}));
+
+        assert!(built(&["retry"]).is_err(), "neither an id nor --all");
+    }
 }

@@ -66,6 +66,9 @@ pub struct WebhookSettings {
     pub highlevel_public_key_pem: Option<String>,
     /// `HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY` (legacy RSA PEM). Unset: the published key.
     pub highlevel_rsa_public_key_pem: Option<String>,
+    /// `HIGHLEVEL_LOCATION_IDS`: comma-separated location (or company) ids whose
+    /// events are acted on; other accounts' events are stored as ignored.
+    pub highlevel_location_ids: Vec<String>,
     /// `RELEVO_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
     /// `RELEVO_INGEST_WRITERS` (default 8): concurrent batch commits (overlapping
@@ -216,15 +219,7 @@ impl WebhookSettings {
     fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let pem = |name: &str| get(name).map(|v| v.replace("\\n", "\n"));
         Ok(Self {
-            stripe_secrets: get("STRIPE_WEBHOOK_SECRET")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| SecretString::from(s.to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            stripe_secrets: list(get("STRIPE_WEBHOOK_SECRET")).into_iter().map(SecretString::from).collect(),
             mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
             mercadopago_max_age: match get("MERCADOPAGO_MAX_AGE") {
                 None => chrono::Duration::hours(1),
@@ -239,10 +234,17 @@ impl WebhookSettings {
             whatsapp_app_secret: get("WHATSAPP_APP_SECRET").map(SecretString::from),
             highlevel_public_key_pem: pem("HIGHLEVEL_WEBHOOK_PUBLIC_KEY"),
             highlevel_rsa_public_key_pem: pem("HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY"),
+            highlevel_location_ids: list(get("HIGHLEVEL_LOCATION_IDS")),
             max_body_bytes: parse(get, "RELEVO_MAX_BODY_BYTES", 1024 * 1024usize)?,
             ingest_writers: parse(get, "RELEVO_INGEST_WRITERS", 8usize)?,
         })
     }
+}
+
+/// A comma-separated list; blanks around items and empty items are dropped.
+fn list(raw: Option<String>) -> Vec<String> {
+    raw.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 fn parse<T: std::str::FromStr>(

@@ -20,6 +20,9 @@ use crate::{
     http::{self, AppState},
 };
 
+/// A connection with no bytes moving for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A built, not yet serving, Relevo.
 pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
@@ -35,13 +38,15 @@ impl Application {
     /// resolves the admin token and binds the listener.
     pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
         // Install the recorder before anything records a metric.
-        crate::telemetry::metrics();
+        let providers: Vec<&'static str> = crate::providers::Provider::ALL.iter().map(|p| p.as_str()).collect();
+        crate::telemetry::describe_metrics(&registry.names().collect::<Vec<_>>(), &providers);
         let database = db::open(&settings).await?;
         db::migrate(&database.pool).await?;
         let admin_token = match &settings.admin_token {
             Some(t) => t.clone(),
             None => load_or_create_token(&settings.data_dir)?,
         };
+        check_token_strength(&admin_token)?;
         let highlevel_keys = crate::providers::highlevel::verify::Keys::from_pem(
             settings.webhooks.highlevel_public_key_pem.as_deref(),
             settings.webhooks.highlevel_rsa_public_key_pem.as_deref(),
@@ -58,6 +63,7 @@ impl Application {
             .into_acceptor()
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let run_gauges = Arc::new(http::health::RunGauges::new(database.pool.clone()));
         let local_addr = acceptor
             .local_addr()
             .first()
@@ -74,6 +80,7 @@ impl Application {
                 admin_token: Arc::new(admin_token),
                 webhooks: Arc::new(settings.webhooks.clone()),
                 highlevel_keys: Arc::new(highlevel_keys),
+                run_gauges,
                 outbound: Arc::new(settings.outbound.clone()),
                 ingest,
             },
@@ -103,7 +110,7 @@ impl Application {
         }
         let (deliveries_stop, deliveries_stopped) = tokio::sync::watch::channel(false);
         let deliveries = self.run_workers.then(|| {
-            let worker = Arc::new(crate::outbound::delivery::Worker::new(self.state.pool.clone(), self.outbound.clone()));
+            let worker = Arc::new(crate::outbound::worker::Worker::new(self.state.pool.clone(), self.outbound.clone()));
             tokio::spawn(worker.run(deliveries_stopped))
         });
         let retention = spawn_retention(self.state.pool.clone(), self.state.engine.settings().retention);
@@ -111,7 +118,8 @@ impl Application {
         tracing::info!(addr = %self.local_addr, workflows = ?names, "relevo is serving");
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let mut http_stop = stop_tx.subscribe();
-        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+        // Idle connections (slowloris, forgotten keep-alives) are closed.
+        let server = Server::new_with_acceptor(self.acceptor).idle_timeout(IDLE_TIMEOUT).run_with_graceful_shutdown(
             http::app(self.state.clone()),
             async move {
                 let _ = http_stop.recv().await;
@@ -194,12 +202,34 @@ fn log_unconfigured_providers(w: &crate::config::WebhookSettings) {
     }
 }
 
+/// Shortest admin token accepted: the generated ones are 43 characters.
+const MIN_TOKEN_CHARS: usize = 32;
+
+fn check_token_strength(token: &SecretString) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let chars = token.expose_secret().chars().count();
+    anyhow::ensure!(
+        chars >= MIN_TOKEN_CHARS,
+        "the admin token (RELEVO_ADMIN_TOKEN or $RELEVO_DATA_DIR/admin-token) has {chars} characters; \
+         use at least {MIN_TOKEN_CHARS}, e.g. `openssl rand -base64 32`"
+    );
+    Ok(())
+}
+
 /// Reads `<data_dir>/admin-token`, creating it (mode 0600) with a random token
-/// on first start. Logs the path, never the token.
+/// on first start; an existing file readable by others is made 0600. Logs the
+/// path, never the token.
 fn load_or_create_token(data_dir: &Path) -> anyhow::Result<SecretString> {
+    use std::os::unix::fs::PermissionsExt;
     let path = data_dir.join("admin-token");
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
+            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            if mode != 0o600 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make {} private", path.display()))?;
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the admin token file was not private; its mode is now 600");
+            }
             tracing::info!(path = %path.display(), "admin token read from file");
             return Ok(SecretString::from(text.trim().to_owned()));
         }

@@ -27,3 +27,36 @@ pub fn metrics() -> &'static PrometheusHandle {
             .expect("no other metrics recorder is installed")
     })
 }
+
+/// Every metric Relevo exports, described at start-up, and its counters set to
+/// 0 for their known label sets: dashboards and alerts see 0, not "absent".
+pub fn describe_metrics(workflows: &[&'static str], providers: &[&'static str]) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    metrics();
+    describe_counter!("relevo_webhooks_received_total", "Webhooks received, by provider and outcome (accepted, duplicate, rejected, unavailable).");
+    describe_histogram!("relevo_ingest_seconds", Unit::Seconds, "Time from a webhook's arrival to its answer, by provider.");
+    describe_counter!("relevo_run_attempts_total", "Run attempts, by workflow and outcome.");
+    describe_histogram!("relevo_run_attempt_seconds", Unit::Seconds, "Duration of run attempts, by workflow.");
+    describe_gauge!("relevo_runs", "Runs by workflow and status (refreshed by scrapes, at most every 15 s).");
+    describe_gauge!("relevo_runs_due_waiting", "Runs due but not started, by workflow.");
+    describe_gauge!("relevo_runs_oldest_waiting_seconds", Unit::Seconds, "Age of the oldest due run, by workflow.");
+    describe_gauge!("relevo_runs_success_rate_last_hour", "Share of runs finished in the last hour that succeeded, by workflow.");
+    describe_counter!("relevo_webhook_deliveries_total", "Outbound deliveries finished, by status (delivered, failed).");
+    describe_histogram!("relevo_webhook_delivery_duration_seconds", Unit::Seconds, "Duration of outbound delivery requests.");
+    describe_counter!("relevo_webhook_delivery_http_status_total", "Subscriber answers, by HTTP status code.");
+    describe_counter!("relevo_webhook_retries_total", "Outbound deliveries rescheduled after a failed attempt.");
+    for provider in providers {
+        for outcome in ["accepted", "duplicate", "rejected", "unavailable"] {
+            metrics::counter!("relevo_webhooks_received_total", "provider" => *provider, "outcome" => outcome).increment(0);
+        }
+    }
+    for workflow in workflows {
+        for outcome in ["succeeded", "transient", "rate_limited", "permanent", "sleeping", "lost_lease"] {
+            metrics::counter!("relevo_run_attempts_total", "workflow" => *workflow, "outcome" => outcome).increment(0);
+        }
+    }
+    for status in ["delivered", "failed"] {
+        metrics::counter!("relevo_webhook_deliveries_total", "status" => status).increment(0);
+    }
+    metrics::counter!("relevo_webhook_retries_total").increment(0);
+}

@@ -32,7 +32,7 @@ impl Workflow for EmailDelivery {
             let email = emails::load(&pool, id)
                 .await?
                 .ok_or_else(|| StepError::permanent(format!("e-mail {id} is not in the outbox")))?;
-            if email.status == "sent" {
+            if email.status == emails::EmailStatus::Sent {
                 return Ok(());
             }
             mailer

@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::from_env()?; // RELEVO_OUTBOUND_* tuning applies
     settings.database_url = Some(SecretString::from(cluster.url("bench_deliver")));
     settings.addr = "127.0.0.1:0".parse()?;
-    settings.admin_token = Some(SecretString::from("bench"));
+    settings.admin_token = Some(SecretString::from("bench-admin-token-0123456789abcdef"));
     settings.outbound.allow_nets = AllowNets::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
     let app = Application::build(settings, Registry::new()).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

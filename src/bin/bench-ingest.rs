@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let mut relevo = tokio::process::Command::new(&exe)
         .env("DATABASE_URL", cluster.url("bench_ingest"))
         .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
-        .env("RELEVO_ADMIN_TOKEN", "bench")
+        .env("RELEVO_ADMIN_TOKEN", "bench-admin-token-0123456789abcdef")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
         .env("RELEVO_RUN_WORKERS", "0")
         .env("RUST_LOG", "error")

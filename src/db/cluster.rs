@@ -6,7 +6,10 @@
 //! starts a second postmaster on the same directory.
 
 use std::{
-    os::unix::{fs::PermissionsExt, process::CommandExt},
+    os::unix::{
+        fs::{MetadataExt, PermissionsExt},
+        process::CommandExt,
+    },
     path::{Path, PathBuf},
     process::{Command, Output},
 };
@@ -28,6 +31,12 @@ pub enum Error {
     PathTooLong(PathBuf),
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    #[error(
+        "the `{user}` user, which runs the private Postgres when Relevo runs as root, cannot enter \
+         {dir:?}; run `chmod o+x {dir:?}` or set RELEVO_DATA_DIR to a directory it can reach \
+         (e.g. /var/lib/relevo)"
+    )]
+    Unreachable { dir: PathBuf, user: &'static str },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -45,7 +54,7 @@ pub struct Options {
 pub struct PrivateCluster {
     bin: PathBuf,
     data: PathBuf,
-    run_as: Option<(u32, u32)>,
+    run_as: Option<RunAs>,
     owned: bool,
 }
 
@@ -63,6 +72,9 @@ impl PrivateCluster {
             return Err(Error::PathTooLong(data));
         }
         let run_as = unprivileged_user();
+        if let Some(user) = &run_as {
+            make_reachable(&std::path::absolute(dir)?, user)?;
+        }
         let mut cluster = Self {
             bin,
             data,
@@ -129,8 +141,8 @@ impl PrivateCluster {
     fn init(&self) -> Result<(), Error> {
         std::fs::create_dir_all(&self.data)?;
         std::fs::set_permissions(&self.data, std::fs::Permissions::from_mode(0o700))?;
-        if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&self.data, Some(uid), Some(gid))?;
+        if let Some(user) = self.run_as {
+            std::os::unix::fs::chown(&self.data, Some(user.uid), Some(user.gid))?;
         }
         let data = self.data.to_string_lossy().into_owned();
         self.run(
@@ -195,27 +207,65 @@ impl PrivateCluster {
         // Own process group: a Ctrl-C at the terminal must reach Relevo only, which
         // then drains its work and stops Postgres itself.
         cmd.process_group(0).env_remove("PGDATA").stdin(std::process::Stdio::null());
-        if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid).current_dir("/");
+        if let Some(user) = self.run_as {
+            cmd.uid(user.uid).gid(user.gid).current_dir("/");
         }
         cmd
     }
 }
 
+/// The user the cluster runs as when Relevo runs as root.
+#[derive(Clone, Copy, Debug)]
+struct RunAs {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+}
+
+/// The cluster's user must traverse every directory down to `dir`. Relevo's
+/// own data directory gets the missing search bit (it holds nothing others
+/// can read: the token file is 0600); any other blocking directory stops
+/// start-up with its name, instead of initdb's bare "Permission denied".
+fn make_reachable(dir: &Path, user: &RunAs) -> Result<(), Error> {
+    let euid = unsafe { libc::geteuid() }; // SAFETY: no preconditions.
+    let meta = std::fs::metadata(dir)?;
+    if meta.uid() == euid && !can_enter(&meta, user) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o011))?;
+        tracing::info!(dir = %dir.display(), "made the data directory enterable by the Postgres user");
+    }
+    for ancestor in dir.ancestors() {
+        if !can_enter(&std::fs::metadata(ancestor)?, user) {
+            return Err(Error::Unreachable { dir: ancestor.to_path_buf(), user: user.name });
+        }
+    }
+    Ok(())
+}
+
+fn can_enter(meta: &std::fs::Metadata, user: &RunAs) -> bool {
+    let mode = meta.mode();
+    if meta.uid() == user.uid {
+        mode & 0o100 != 0
+    } else if meta.gid() == user.gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
 /// PostgreSQL refuses to run as root; when we are root, run it as `postgres`
 /// (created by Debian's package) or `nobody`.
-fn unprivileged_user() -> Option<(u32, u32)> {
+fn unprivileged_user() -> Option<RunAs> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
-    for name in [c"postgres", c"nobody"] {
+    for (name, c_name) in [("postgres", c"postgres"), ("nobody", c"nobody")] {
         // SAFETY: getpwnam returns null or a pointer to a static record we copy at once.
-        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+        let pw = unsafe { libc::getpwnam(c_name.as_ptr()) };
         if !pw.is_null() {
             // SAFETY: non-null pointer from getpwnam.
             let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-            return Some((uid, gid));
+            return Some(RunAs { name, uid, gid });
         }
     }
     None

@@ -237,6 +237,32 @@ pub async fn adjust_stock(pool: &PgPool, sku: &str, delta: i32, reason: &str) ->
     Ok(product)
 }
 
+/// A product's price as an order freezes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductPrice {
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+}
+
+/// The prices of `skus` (unknown ones are absent), share-locked until the
+/// caller's transaction ends so none changes before the order that reads them
+/// commits.
+pub async fn lock_prices_using(
+    conn: &mut PgConnection,
+    skus: &[&str],
+) -> Result<std::collections::HashMap<String, ProductPrice>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, String)> =
+        sqlx::query_as("select sku, name, price_minor, currency::text from products where sku = any($1) for share")
+            .bind(skus)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sku, name, price_minor, currency)| (sku, ProductPrice { name, price_minor, currency }))
+        .collect())
+}
+
 pub async fn record_movement_using(
     conn: &mut PgConnection,
     sku: &str,

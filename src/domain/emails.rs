@@ -1,8 +1,9 @@
 //! The e-mail outbox. Customer e-mails are in Spanish, HTML with a text
 //! alternative. Without SMTP configured they stay here with status `logged`.
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{orders::ItemRow, payments::OxxoVoucher};
@@ -91,16 +92,102 @@ pub fn oxxo_voucher(customer: &str, order_id: Uuid, voucher: &OxxoVoucher, amoun
     }
 }
 
+/// Where an e-mail is in the outbox. Stored as text in `emails.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EmailStatus {
+    /// No SMTP configured: kept here for an operator to read.
+    Logged,
+    /// Waiting for `email_delivery` to send it.
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl EmailStatus {
+    pub const ALL: [Self; 4] = [Self::Logged, Self::Queued, Self::Sent, Self::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Logged => "logged",
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Where a new e-mail starts: SMTP sends `queued` ones, the rest stay `logged`.
+    pub const fn initial(smtp_configured: bool) -> Self {
+        if smtp_configured {
+            Self::Queued
+        } else {
+            Self::Logged
+        }
+    }
+}
+
+impl std::fmt::Display for EmailStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value in `emails.status` that no `EmailStatus` stands for.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown e-mail status {0:?}")]
+pub struct UnknownStatus(String);
+
+impl TryFrom<String> for EmailStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s).ok_or(UnknownStatus(s))
+    }
+}
+
+// Lets `workflows/email_delivery.rs` keep comparing with "sent" until it
+// compares with `EmailStatus::Sent`; remove then.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EmailRow {
     pub to_address: String,
     pub subject: String,
     pub html: String,
     pub text_body: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: EmailStatus,
 }
 
-pub async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<EmailRow>, sqlx::Error> {
+/// One outbox e-mail as the list shows it (without its bodies).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EmailSummary {
+    pub id: Uuid,
+    pub order_id: Option<Uuid>,
+    pub to_address: String,
+    pub subject: String,
+    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub status: EmailStatus,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The outbox, newest first; `cursor` is the last id of the previous page.
+pub async fn list_emails(
+    pool: &PgPool,
+    limit: u32,
+    cursor: Option<Uuid>,
+) -> Result<(Vec<EmailSummary>, Option<Uuid>), sqlx::Error> {
+    let rows: Vec<EmailSummary> = sqlx::query_as(
+        "select id, order_id, to_address, subject, kind, status, created_at, sent_at from emails
+          where ($1::uuid is null or id < $1) order by id desc limit $2",
+    )
+    .bind(cursor)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(crate::db::page::split(rows, limit, |e| e.id))
+}
+
+pub async fn load(pool: &PgPool, id: Uuid) -> Result<Option<EmailRow>, sqlx::Error> {
     sqlx::query_as("select to_address, subject, html, text_body, status from emails where id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -108,8 +195,9 @@ pub async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<EmailRow>, sql
 }
 
 pub async fn mark_sent_using(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update emails set status = 'sent', sent_at = coalesce(sent_at, now()) where id = $1")
+    sqlx::query("update emails set status = $2, sent_at = coalesce(sent_at, now()) where id = $1")
         .bind(id)
+        .bind(EmailStatus::Sent.as_str())
         .execute(conn)
         .await?;
     Ok(())
@@ -135,7 +223,7 @@ pub async fn queue_using(
     .bind(email.kind)
     .bind(&email.html)
     .bind(&email.text)
-    .bind(if smtp_configured { "queued" } else { "logged" })
+    .bind(EmailStatus::initial(smtp_configured).as_str())
     .execute(conn)
     .await?;
     Ok(id)
@@ -145,6 +233,15 @@ pub async fn queue_using(
 mod tests {
     use super::*;
     use chrono::DateTime;
+
+    #[test]
+    fn email_statuses_read_back_from_their_stored_labels() {
+        for status in EmailStatus::ALL {
+            assert_eq!(EmailStatus::try_from(status.as_str().to_owned()).unwrap(), status);
+        }
+        assert!(EmailStatus::try_from("bounced".to_owned()).is_err());
+        assert_eq!((EmailStatus::initial(true), EmailStatus::initial(false)), (EmailStatus::Queued, EmailStatus::Logged));
+    }
 
     #[test]
     fn money_is_formatted_with_grouping_and_cents() {

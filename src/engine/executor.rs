@@ -3,14 +3,14 @@
 
 use std::{panic::AssertUnwindSafe, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use uuid::Uuid;
 
 use super::{
     ctx::RunCtx,
     error::{Interrupt, Result, StepError},
-    store::{self, ErrorRecord, WakeJob},
+    store::{self, AttemptOutcome, ErrorRecord, RunStatus, WakeJob},
     Engine,
 };
 
@@ -22,8 +22,6 @@ struct Claimed {
     fence: i64,
     failures: i32,
 }
-
-const TERMINAL: &[&str] = &["succeeded", "failed", "cancelled"];
 
 type Steps = std::collections::HashMap<String, store::StoredStep>;
 
@@ -89,7 +87,7 @@ impl Engine {
         let Some(run) = store::lock_run_using(&mut tx, job.run_id).await? else {
             return Ok(None);
         };
-        if run.wake_seq != job.wake || TERMINAL.contains(&run.status.as_str()) {
+        if run.wake_seq != job.wake || run.status.is_terminal() {
             return Ok(None); // a superseded wake-up, or an acked-late duplicate
         }
         let Some(flow) = self.registry().get(&run.workflow).cloned() else {
@@ -116,15 +114,7 @@ impl Engine {
         if crashed > 0 && !policy.allows_retry(failures as u32) {
             // apalis re-enqueues orphans without checking max_attempts; a run that
             // keeps killing its worker must stop here.
-            let error = ErrorRecord {
-                kind: Some("crashed".into()),
-                step: None,
-                message: Some(format!("the worker stopped during {failures} attempts")),
-            };
-            store::finish_using(&mut tx, job.run_id, run.fence, "failed", failures, &error).await?;
-            if let Some(key) = &key {
-                store::wake_next_of_key_using(&mut tx, key).await?;
-            }
+            fail_crashed_using(&mut tx, job.run_id, run.fence, key.as_deref(), failures).await?;
             tx.commit().await?;
             return Ok(None);
         }
@@ -164,30 +154,17 @@ impl Engine {
             return self.record_lost_lease(run, step).await;
         }
         let mut tx = self.pool().begin().await?;
-        let (kept, attempt_outcome) = match outcome {
-            Ok(()) => (self.finish(&mut tx, run, "succeeded", run.failures, &error).await?, "succeeded"),
-            Err(StepError::Permanent(_)) => (self.finish(&mut tx, run, "failed", run.failures + 1, &error).await?, "failed"),
-            Err(StepError::Transient(_)) => {
-                let failures = run.failures + 1;
-                if policy.allows_retry(failures as u32) {
-                    let delay = policy.backoff(failures as u32, &mut rand::rng());
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "pending", at, failures, &error).await?;
-                    (kept, "retry")
-                } else {
-                    (self.finish(&mut tx, run, "failed", failures, &error).await?, "failed")
-                }
+        let decision = settlement(&outcome, run.failures, policy, Utc::now(), &mut rand::rng());
+        let (kept, attempt_outcome) = match decision {
+            Settlement::Finish { status, failures, attempt } => {
+                (self.finish(&mut tx, run, status, failures, &error).await?, attempt)
             }
-            Err(StepError::RateLimited { retry_after, .. }) => {
-                let at = retry_after.max(Utc::now());
-                let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "pending", at, run.failures, &error).await?;
-                (kept, "rate_limited")
+            Settlement::Reschedule { status, at, failures, attempt } => {
+                let kept =
+                    store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, status, at, failures, &error).await?;
+                (kept, attempt)
             }
-            Err(StepError::Interrupted(Interrupt::Sleep { until })) => {
-                let kept = store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, "sleeping", until, run.failures, &error).await?;
-                (kept, "sleeping")
-            }
-            Err(StepError::Interrupted(Interrupt::LostLease)) => (false, "lost_lease"),
+            Settlement::LostLease => (false, AttemptOutcome::LostLease),
         };
         if kept {
             store::end_attempt_using(&mut tx, run.id, run.fence, attempt_outcome, &error).await?;
@@ -206,14 +183,14 @@ impl Engine {
             message: Some("another attempt took over the run, or it was cancelled".into()),
         };
         let mut conn = self.pool().acquire().await?;
-        store::end_attempt_using(&mut conn, run.id, run.fence, "lost_lease", &lost).await
+        store::end_attempt_using(&mut conn, run.id, run.fence, AttemptOutcome::LostLease, &lost).await
     }
 
     async fn finish(
         &self,
         tx: &mut sqlx::PgConnection,
         run: &Claimed,
-        status: &str,
+        status: RunStatus,
         failures: i32,
         error: &ErrorRecord,
     ) -> Result<bool> {
@@ -250,10 +227,147 @@ impl Engine {
     }
 }
 
+/// Fails a run whose attempts keep killing their worker, and lets the next
+/// run of its key go.
+async fn fail_crashed_using(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    fence: i64,
+    key: Option<&str>,
+    failures: i32,
+) -> Result<()> {
+    let error = ErrorRecord {
+        kind: Some("crashed".into()),
+        step: None,
+        message: Some(format!("the worker stopped during {failures} attempts")),
+    };
+    store::finish_using(tx, id, fence, RunStatus::Failed, failures, &error).await?;
+    if let Some(key) = key {
+        store::wake_next_of_key_using(tx, key).await?;
+    }
+    Ok(())
+}
+
+/// What an attempt's outcome means for its run (the unkeyed success fast path
+/// aside): kept apart from the SQL so the retry rules can be tested alone.
+#[derive(Debug, PartialEq)]
+enum Settlement {
+    /// The run ends in a terminal `status`.
+    Finish { status: RunStatus, failures: i32, attempt: AttemptOutcome },
+    /// The run waits in `status` (pending or sleeping) and wakes at `at`.
+    Reschedule { status: RunStatus, at: DateTime<Utc>, failures: i32, attempt: AttemptOutcome },
+    /// The attempt no longer owns the run: it must write nothing.
+    LostLease,
+}
+
+/// `failures` counts failures before this attempt; only `Transient` and
+/// `Permanent` add one (a rate limit or a timer does not burn an attempt).
+fn settlement(
+    outcome: &Result<(), StepError>,
+    failures: i32,
+    policy: super::RetryPolicy,
+    now: DateTime<Utc>,
+    rng: &mut impl rand::Rng,
+) -> Settlement {
+    match outcome {
+        Ok(()) => Settlement::Finish { status: RunStatus::Succeeded, failures, attempt: AttemptOutcome::Succeeded },
+        Err(StepError::Permanent(_)) => Settlement::Finish {
+            status: RunStatus::Failed,
+            failures: failures + 1,
+            attempt: AttemptOutcome::Failed,
+        },
+        Err(StepError::Transient(_)) => {
+            let failures = failures + 1;
+            if policy.allows_retry(failures as u32) {
+                let delay = policy.backoff(failures as u32, rng);
+                Settlement::Reschedule {
+                    status: RunStatus::Pending,
+                    at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    failures,
+                    attempt: AttemptOutcome::Retry,
+                }
+            } else {
+                Settlement::Finish { status: RunStatus::Failed, failures, attempt: AttemptOutcome::Failed }
+            }
+        }
+        Err(StepError::RateLimited { retry_after, .. }) => Settlement::Reschedule {
+            status: RunStatus::Pending,
+            at: (*retry_after).max(now),
+            failures,
+            attempt: AttemptOutcome::RateLimited,
+        },
+        Err(StepError::Interrupted(Interrupt::Sleep { until })) => Settlement::Reschedule {
+            status: RunStatus::Sleeping,
+            at: *until,
+            failures,
+            attempt: AttemptOutcome::Sleeping,
+        },
+        Err(StepError::Interrupted(Interrupt::LostLease)) => Settlement::LostLease,
+    }
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use rand::{rngs::StdRng, SeedableRng};
+
+    use super::*;
+    use crate::engine::RetryPolicy;
+
+    fn decide(outcome: Result<(), StepError>, failures: i32) -> Settlement {
+        let policy = RetryPolicy { max_attempts: 3, base: Duration::from_secs(2), cap: Duration::from_secs(60) };
+        settlement(&outcome, failures, policy, now(), &mut StdRng::seed_from_u64(7))
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_750_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn success_and_permanent_errors_finish_the_run() {
+        let ok = decide(Ok(()), 1);
+        assert_eq!(ok, Settlement::Finish { status: RunStatus::Succeeded, failures: 1, attempt: AttemptOutcome::Succeeded });
+        let permanent = decide(Err(StepError::permanent("400")), 0);
+        assert_eq!(permanent, Settlement::Finish { status: RunStatus::Failed, failures: 1, attempt: AttemptOutcome::Failed });
+    }
+
+    #[test]
+    fn a_transient_error_backs_off_until_the_policy_is_exhausted() {
+        let Settlement::Reschedule { status, at, failures, attempt } = decide(Err(StepError::transient("503")), 1) else {
+            panic!("a second failure of three allowed is retried");
+        };
+        assert_eq!((status, failures, attempt), (RunStatus::Pending, 2, AttemptOutcome::Retry));
+        assert!(at >= now() && at <= now() + chrono::Duration::seconds(4), "within the ceiling: {at}");
+
+        let exhausted = decide(Err(StepError::transient("503")), 2);
+        assert_eq!(exhausted, Settlement::Finish { status: RunStatus::Failed, failures: 3, attempt: AttemptOutcome::Failed });
+    }
+
+    #[test]
+    fn rate_limits_and_timers_wait_without_burning_an_attempt() {
+        let later = now() + chrono::Duration::seconds(30);
+        let limited = decide(Err(StepError::rate_limited(later, "429")), 1);
+        assert_eq!(
+            limited,
+            Settlement::Reschedule { status: RunStatus::Pending, at: later, failures: 1, attempt: AttemptOutcome::RateLimited }
+        );
+        let past = decide(Err(StepError::rate_limited(now() - chrono::Duration::seconds(5), "429")), 0);
+        assert!(matches!(past, Settlement::Reschedule { at, .. } if at == now()), "never in the past: {past:?}");
+        let sleep = decide(Err(Interrupt::Sleep { until: later }.into()), 1);
+        assert_eq!(
+            sleep,
+            Settlement::Reschedule { status: RunStatus::Sleeping, at: later, failures: 1, attempt: AttemptOutcome::Sleeping }
+        );
+        assert_eq!(decide(Err(Interrupt::LostLease.into()), 1), Settlement::LostLease);
+    }
 }

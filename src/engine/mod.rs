@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub use ctx::{RunCtx, StepInfo};
 pub use error::{Error, Interrupt, Result, StepError};
 pub use retry::RetryPolicy;
-pub use store::WakeJob;
+pub use store::{RunStatus, WakeJob};
 pub use worker::Workers;
 pub use workflow::{queue_name, Registry, Workflow};
 
@@ -183,30 +183,7 @@ fn input_value<W: Workflow>(input: &W::Input) -> Result<Value> {
 /// Their open attempts are closed as `released`, so they do not count as crashes.
 pub async fn release_node_runs(engine: &Engine) -> Result<u64> {
     let mut tx = engine.pool().begin().await?;
-    let held: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "update engine.runs set status = 'pending', lease_owner = null, lease_until = null, updated_at = now()
-          where lease_owner = $1 and status = 'running'
-          returning id, workflow, fence",
-    )
-    .bind(engine.node())
-    .fetch_all(&mut *tx)
-    .await?;
-    for (id, workflow, fence) in &held {
-        sqlx::query(
-            "update engine.run_attempts set finished_at = now(), outcome = 'released'
-              where run_id = $1 and fence = $2 and finished_at is null",
-        )
-        .bind(id)
-        .bind(fence)
-        .execute(&mut *tx)
-        .await?;
-        // Bump the fence so the abandoned attempt can never write again.
-        sqlx::query("update engine.runs set fence = fence + 1 where id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        store::rewake_using(&mut tx, *id, workflow, None).await?;
-    }
+    let released = store::release_node_runs_using(&mut tx, engine.node()).await?;
     tx.commit().await?;
-    Ok(held.len() as u64)
+    Ok(released)
 }

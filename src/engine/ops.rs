@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
 
-use super::store;
+use super::store::{self, RunStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +18,8 @@ pub enum Error {
     Conflict(String),
     #[error("run has no completed step named {0:?}")]
     UnknownStep(String),
+    #[error("bulk retry applies to failed or cancelled runs, not {0}")]
+    NotBulkRetryable(RunStatus),
     #[error(transparent)]
     Engine(#[from] super::Error),
 }
@@ -33,7 +35,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Filter shared by list and bulk retry.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub workflow: Option<String>,
     pub key: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
@@ -46,7 +48,7 @@ pub struct RunRow {
     pub workflow: String,
     pub workflow_version: i32,
     pub ordering_key: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub failures: i32,
     pub attempts: i64,
     pub next_run_at: DateTime<Utc>,
@@ -91,14 +93,14 @@ pub struct RunDetail {
     pub attempts: Vec<AttemptRow>,
 }
 
-const RUN_COLUMNS: &str = "id, workflow, workflow_version, ordering_key, status::text as status, failures,
+const RUN_COLUMNS: &str = "id, workflow, workflow_version, ordering_key, status, failures,
     fence as attempts, next_run_at, last_error_kind, last_error_step, last_error_message,
     trigger_event_id, created_at, updated_at, started_at, finished_at";
 
 fn push_filter(q: &mut QueryBuilder<sqlx::Postgres>, f: &RunFilter) {
     q.push(" where true");
-    if let Some(s) = &f.status {
-        q.push(" and status::text = ").push_bind(s);
+    if let Some(s) = f.status {
+        q.push(" and status = ").push_bind(s);
     }
     if let Some(w) = &f.workflow {
         q.push(" and workflow = ").push_bind(w);
@@ -171,13 +173,13 @@ pub async fn show(pool: &PgPool, id: Uuid) -> Result<RunDetail> {
 pub async fn retry(pool: &PgPool, id: Uuid, at: Option<DateTime<Utc>>, from_step: Option<&str>) -> Result<()> {
     let mut tx = pool.begin().await?;
     let (workflow, status) = lock_for_ops(&mut tx, id).await?;
-    match (status.as_str(), from_step) {
-        ("running", _) => {
+    match (status, from_step) {
+        (RunStatus::Running, _) => {
             return Err(Error::Conflict(
                 "the run is executing now; cancel it or wait for the attempt to end".into(),
             ))
         }
-        ("succeeded", None) => {
+        (RunStatus::Succeeded, None) => {
             return Err(Error::Conflict(
                 "the run succeeded; give from_step to rerun it from a step".into(),
             ))
@@ -202,7 +204,7 @@ pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<()> {
         store::lock_key_using(&mut tx, key).await?;
     }
     let (_, status) = lock_for_ops(&mut tx, id).await?;
-    if !store::ACTIVE.contains(&status.as_str()) {
+    if !status.is_active() {
         return Err(Error::Conflict(format!("the run is already {status}")));
     }
     sqlx::query(
@@ -226,16 +228,10 @@ pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<()> {
 /// Retries every run matching `filter` (status `failed` unless the filter says
 /// `cancelled`), now or at `at`. Returns how many were retried.
 pub async fn retry_matching(pool: &PgPool, filter: &RunFilter, at: Option<DateTime<Utc>>) -> Result<u64> {
-    let mut filter = filter.clone();
-    match filter.status.as_deref() {
-        None => filter.status = Some("failed".into()),
-        Some("failed" | "cancelled") => {}
-        Some(other) => {
-            return Err(Error::Conflict(format!(
-                "bulk retry applies to failed or cancelled runs, not {other}"
-            )))
-        }
-    }
+    let filter = RunFilter {
+        status: Some(bulk_retry_status(filter.status)?),
+        ..filter.clone()
+    };
     let mut tx = pool.begin().await?;
     let mut q = QueryBuilder::new("select id, workflow from engine.runs");
     push_filter(&mut q, &filter);
@@ -249,8 +245,18 @@ pub async fn retry_matching(pool: &PgPool, filter: &RunFilter, at: Option<DateTi
     Ok(runs.len() as u64)
 }
 
-async fn lock_for_ops(conn: &mut PgConnection, id: Uuid) -> Result<(String, String)> {
-    sqlx::query_as("select workflow, status::text from engine.runs where id = $1 for update")
+/// The status bulk retry selects: `failed` unless the caller asks for
+/// `cancelled`; retrying active or succeeded runs in bulk is refused.
+pub fn bulk_retry_status(requested: Option<RunStatus>) -> Result<RunStatus> {
+    match requested {
+        None => Ok(RunStatus::Failed),
+        Some(status @ (RunStatus::Failed | RunStatus::Cancelled)) => Ok(status),
+        Some(other) => Err(Error::NotBulkRetryable(other)),
+    }
+}
+
+async fn lock_for_ops(conn: &mut PgConnection, id: Uuid) -> Result<(String, RunStatus)> {
+    sqlx::query_as("select workflow, status from engine.runs where id = $1 for update")
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -313,7 +319,7 @@ impl WorkflowStats {
     }
 }
 
-pub async fn stats(pool: &PgPool) -> Result<Vec<WorkflowStats>> {
+pub async fn stats(conn: impl sqlx::PgExecutor<'_>) -> Result<Vec<WorkflowStats>> {
     Ok(sqlx::query_as(
         "select workflow,
                 count(*) filter (where status = 'pending') as pending,
@@ -332,6 +338,20 @@ pub async fn stats(pool: &PgPool) -> Result<Vec<WorkflowStats>> {
                     as failed_last_hour
            from engine.runs group by workflow order by workflow",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_retry_takes_failed_runs_unless_cancelled_ones_are_asked_for() {
+        assert_eq!(bulk_retry_status(None).unwrap(), RunStatus::Failed);
+        assert_eq!(bulk_retry_status(Some(RunStatus::Cancelled)).unwrap(), RunStatus::Cancelled);
+        for status in RunStatus::ALL.into_iter().filter(|s| !matches!(s, RunStatus::Failed | RunStatus::Cancelled)) {
+            assert!(matches!(bulk_retry_status(Some(status)), Err(Error::NotBulkRetryable(s)) if s == status));
+        }
+    }
 }

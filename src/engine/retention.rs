@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::error::Result;
+use super::{error::Result, RunStatus};
 pub use crate::config::Retention;
 
 /// Rows one statement deletes at most, so no pass holds long locks.
@@ -30,15 +30,15 @@ pub async fn prune(pool: &PgPool, retention: Retention) -> Result<Pruned> {
 async fn prune_runs(pool: &PgPool, retention: Retention) -> Result<u64> {
     let mut pruned = 0;
     for (statuses, age) in [
-        (&["succeeded"][..], retention.succeeded),
-        (&["failed", "cancelled"][..], retention.failed),
+        (&[RunStatus::Succeeded][..], retention.succeeded),
+        (&[RunStatus::Failed, RunStatus::Cancelled][..], retention.failed),
     ] {
         pruned += delete_in_batches(pool, |limit| {
             sqlx::query(
                 "delete from engine.runs where id in (
                     select id from engine.runs
                      where finished_at < now() - make_interval(secs => $1)
-                       and status::text = any($2)
+                       and status = any($2)
                      limit $3)",
             )
             .bind(age.as_secs_f64())

@@ -21,8 +21,84 @@ pub struct WakeJob {
     pub wake: i64,
 }
 
-/// Statuses in which a run still has work ahead.
-pub const ACTIVE: &[&str] = &["pending", "running", "sleeping"];
+/// A run's lifecycle state: the Postgres enum `engine.run_status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "engine.run_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Sleeping,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Running,
+        Self::Sleeping,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    /// The label in `engine.run_status` (and in the API).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Sleeping => "sleeping",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run still has work ahead (the partial indexes on
+    /// `engine.runs` cover exactly these statuses).
+    pub const fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Running | Self::Sleeping)
+    }
+
+    /// Whether the run is finished: only an ops retry moves it again.
+    pub const fn is_terminal(self) -> bool {
+        !self.is_active()
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an attempt ended, as stored in `engine.run_attempts.outcome` (text:
+/// the SQL of `engine.claim_run` and shutdown also write `crashed` and
+/// `released`, which Rust never passes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttemptOutcome {
+    Succeeded,
+    Failed,
+    Retry,
+    RateLimited,
+    Sleeping,
+    LostLease,
+}
+
+impl AttemptOutcome {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Retry => "retry",
+            Self::RateLimited => "rate_limited",
+            Self::Sleeping => "sleeping",
+            Self::LostLease => "lost_lease",
+        }
+    }
+}
 
 /// A step's stored checkpoint.
 #[derive(Clone, Debug)]
@@ -93,7 +169,7 @@ pub async fn insert_run_using(
 pub(crate) struct LockedRun {
     pub workflow: String,
     pub input: Value,
-    pub status: String,
+    pub status: RunStatus,
     pub wake_seq: i64,
     pub fence: i64,
     pub seq: i64,
@@ -113,7 +189,7 @@ pub(crate) async fn ordering_key_of(conn: &mut PgConnection, id: Uuid) -> Result
 
 pub(crate) async fn lock_run_using(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedRun>> {
     let row = sqlx::query(
-        "select workflow, input, status::text as status, wake_seq, fence, seq, failures, lease_until,
+        "select workflow, input, status, wake_seq, fence, seq, failures, lease_until,
                 coalesce(lease_until > now(), false) as lease_held
          from engine.runs where id = $1 for update",
     )
@@ -236,13 +312,13 @@ pub(crate) async fn finish_using(
     conn: &mut PgConnection,
     id: Uuid,
     fence: i64,
-    status: &str,
+    status: RunStatus,
     failures: i32,
     error: &ErrorRecord,
 ) -> Result<bool> {
     let done = sqlx::query(
         "update engine.runs
-            set status = $3::engine.run_status, failures = $4, finished_at = now(), updated_at = now(),
+            set status = $3, failures = $4, finished_at = now(), updated_at = now(),
                 lease_owner = null, lease_until = null,
                 last_error_kind = coalesce($5, last_error_kind),
                 last_error_step = coalesce($6, last_error_step),
@@ -269,14 +345,14 @@ pub(crate) async fn reschedule_using(
     id: Uuid,
     fence: i64,
     workflow: &str,
-    status: &str,
+    status: RunStatus,
     at: DateTime<Utc>,
     failures: i32,
     error: &ErrorRecord,
 ) -> Result<bool> {
     let wake: Option<i64> = sqlx::query_scalar(
         "update engine.runs
-            set status = $3::engine.run_status, next_run_at = $4, wake_seq = wake_seq + 1, failures = $5,
+            set status = $3, next_run_at = $4, wake_seq = wake_seq + 1, failures = $5,
                 lease_owner = null, lease_until = null, updated_at = now(),
                 last_error_kind = coalesce($6, last_error_kind),
                 last_error_step = coalesce($7, last_error_step),
@@ -339,7 +415,7 @@ pub(crate) async fn end_attempt_using(
     conn: &mut PgConnection,
     id: Uuid,
     fence: i64,
-    outcome: &str,
+    outcome: AttemptOutcome,
     error: &ErrorRecord,
 ) -> Result<()> {
     sqlx::query(
@@ -349,7 +425,7 @@ pub(crate) async fn end_attempt_using(
     )
     .bind(id)
     .bind(fence)
-    .bind(outcome)
+    .bind(outcome.as_str())
     .bind(&error.kind)
     .bind(&error.step)
     .bind(&error.message)
@@ -532,4 +608,49 @@ pub async fn insert_unkeyed_runs_using(
         .collect();
     apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), tasks).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus;
+
+    #[test]
+    fn run_status_labels_are_the_serde_and_postgres_labels() {
+        for status in RunStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(status.to_string(), status.as_str());
+        }
+        let active: Vec<_> = RunStatus::ALL.into_iter().filter(|s| s.is_active()).collect();
+        assert_eq!(active, [RunStatus::Pending, RunStatus::Running, RunStatus::Sleeping]);
+    }
+}
+
+/// Hands the runs `node` still holds back to the queue: pending again, their
+/// open attempts closed as `released`, their fence bumped so the abandoned
+/// attempts can never write again, and a wake-up each.
+pub(crate) async fn release_node_runs_using(conn: &mut PgConnection, node: &str) -> Result<u64> {
+    let held: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "update engine.runs set status = 'pending', lease_owner = null, lease_until = null, updated_at = now()
+          where lease_owner = $1 and status = 'running'
+          returning id, workflow, fence",
+    )
+    .bind(node)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, workflow, fence) in &held {
+        sqlx::query(
+            "update engine.run_attempts set finished_at = now(), outcome = 'released'
+              where run_id = $1 and fence = $2 and finished_at is null",
+        )
+        .bind(id)
+        .bind(fence)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("update engine.runs set fence = fence + 1 where id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        rewake_using(conn, *id, workflow, None).await?;
+    }
+    Ok(held.len() as u64)
 }

@@ -10,7 +10,12 @@ use poem_openapi::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{auth::AdminAuth, error::ApiError, ApiTags, AppState};
+use super::{
+    auth::AdminAuth,
+    error::ApiError,
+    page::{self, Limit, Page, PageItem},
+    ApiTags, AppState,
+};
 use crate::ingest::events::{self, EventFilter, EventRow};
 
 #[derive(Object, Debug)]
@@ -23,8 +28,12 @@ pub struct EventOut {
     #[oai(rename = "type")]
     pub kind: String,
     pub received_at: DateTime<Utc>,
-    /// The run this event started.
-    pub run_id: Uuid,
+    /// The run this event started; null when it was ignored, or when the run was
+    /// pruned (`RELEVO_RETAIN_*_HOURS`) while the event is kept for audit.
+    pub run_id: Option<Uuid>,
+    /// Why the event was stored without starting a run (e.g. a HighLevel
+    /// location that is not connected).
+    pub ignored_reason: Option<String>,
 }
 
 impl From<EventRow> for EventOut {
@@ -36,6 +45,7 @@ impl From<EventRow> for EventOut {
             kind: e.kind,
             received_at: e.received_at,
             run_id: e.run_id,
+            ignored_reason: e.ignored_reason,
         }
     }
 }
@@ -48,15 +58,13 @@ pub struct EventDetailOut {
     pub payload: Value,
     /// Request headers kept for audit (signatures, request ids).
     pub headers: Value,
-    /// Status of the run the event started.
-    pub run_status: String,
+    /// Status of the run the event started; null without a run.
+    pub run_status: Option<String>,
 }
 
-#[derive(Object, Debug)]
-pub struct EventPage {
-    pub items: Vec<EventOut>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+impl PageItem for EventOut {
+    const PAGE_NAME: &'static str = "EventPage";
+    const CURSOR_DOC: Option<&'static str> = Some(page::NEXT_CURSOR_DOC);
 }
 
 #[derive(Default)]
@@ -78,23 +86,19 @@ impl EventsApi {
         /// Received before this time.
         until: Query<Option<DateTime<Utc>>>,
         /// Page size (1–1000, default 50).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<u32>,
+        limit: Limit,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<EventPage>, ApiError> {
-        let cursor = super::parse_cursor(cursor.0.as_deref())?;
+    ) -> Result<Json<Page<EventOut>>, ApiError> {
+        let cursor = page::parse_cursor(cursor.0.as_deref())?;
         let filter = EventFilter {
             provider: provider.0,
             kind: kind.0,
             since: since.0,
             until: until.0,
         };
-        let (rows, next) = events::list(&state.pool, &filter, limit.0, cursor).await?;
-        Ok(Json(EventPage {
-            items: rows.into_iter().map(EventOut::from).collect(),
-            next_cursor: next.map(|id| id.to_string()),
-        }))
+        let (rows, next) = events::list(&state.pool, &filter, limit.get(), cursor).await?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// Show one event with its payload, kept headers and its run's status.
@@ -108,8 +112,4 @@ impl EventsApi {
             run_status: detail.run_status,
         }))
     }
-}
-
-fn default_limit() -> u32 {
-    50
 }

@@ -53,13 +53,53 @@ impl HealthApi {
     /// Prometheus metrics (text exposition format).
     #[oai(path = "/metrics", method = "get", operation_id = "metrics.scrape")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
-        let handle = crate::telemetry::metrics();
-        if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), ops::stats(&state.pool)).await {
-            for s in stats {
-                record_workflow_stats(&s);
-            }
+        state.run_gauges.refresh_if_stale().await;
+        PlainText(crate::telemetry::metrics().render())
+    }
+}
+
+/// Run gauges are refreshed at most this often, however often Prometheus scrapes.
+const RUN_GAUGES_EVERY: Duration = Duration::from_secs(15);
+/// The grouping query over `engine.runs` gets this long, then Postgres stops it.
+const STATS_STATEMENT_TIMEOUT: &str = "5s";
+/// A scrape waits this long for a refresh, then answers with the previous figures.
+const SCRAPE_WAIT: Duration = Duration::from_secs(2);
+
+/// The `relevo_runs*` gauges: one bounded query per `RUN_GAUGES_EVERY`,
+/// shared by concurrent scrapes, in a task of its own so a scrape that is
+/// dropped never leaves it half done.
+pub struct RunGauges {
+    pool: sqlx::PgPool,
+    refreshed_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RunGauges {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool, refreshed_at: Default::default() }
+    }
+
+    async fn refresh_if_stale(&self) {
+        let mut refreshed_at = self.refreshed_at.lock().await;
+        if refreshed_at.is_some_and(|at| at.elapsed() < RUN_GAUGES_EVERY) {
+            return;
         }
-        PlainText(handle.render())
+        *refreshed_at = Some(std::time::Instant::now());
+        let pool = self.pool.clone();
+        let refresh = tokio::spawn(async move {
+            let mut tx = pool.begin().await.map_err(crate::engine::Error::from)?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("set local statement_timeout = '{STATS_STATEMENT_TIMEOUT}'")))
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::engine::Error::from)?;
+            let stats = ops::stats(&mut *tx).await?;
+            stats.iter().for_each(record_workflow_stats);
+            Ok::<_, ops::Error>(())
+        });
+        match tokio::time::timeout(SCRAPE_WAIT, refresh).await {
+            Ok(Ok(Err(e))) => tracing::debug!(error.message = %e, "run gauges not refreshed"),
+            Err(_) => tracing::debug!("run gauges still refreshing; answering with the previous figures"),
+            _ => {}
+        }
     }
 }
 

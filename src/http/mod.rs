@@ -3,9 +3,11 @@
 pub mod auth;
 pub mod error;
 mod events;
-mod health;
+mod guard;
+pub(crate) mod health;
 mod orders;
 mod outbound;
+pub mod page;
 mod products;
 pub mod runs;
 mod webhooks;
@@ -13,8 +15,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use poem::{
-    http::{header, Method},
-    middleware::Tracing,
+    http::{header, Method, StatusCode, Version},
     Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
 use poem_openapi::{OpenApiService, Tags};
@@ -32,6 +33,7 @@ pub struct AppState {
     pub webhooks: Arc<crate::config::WebhookSettings>,
     /// Parsed from `webhooks`' PEMs at start-up.
     pub highlevel_keys: Arc<crate::providers::highlevel::verify::Keys>,
+    pub run_gauges: Arc<health::RunGauges>,
     pub outbound: Arc<crate::outbound::OutboundSettings>,
     pub ingest: crate::ingest::IngestWriter,
 }
@@ -93,8 +95,12 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/openapi.json", spec)
         .data(state)
         .catch_all_error(error::to_json_error)
-        .with(Tracing)
+        .with(guard::Guard::default())
 }
+
+/// Largest body a request without Content-Length may bring before it is
+/// known whether it is empty (HTTP/2 frames bodies without that header).
+const MAX_UNFRAMED_BODY: usize = 16 * 1024 * 1024;
 
 /// A POST without `Content-Type` is read as JSON rather than refused with 415:
 /// webhook senders are not always careful with the header (the signature, not
@@ -102,13 +108,27 @@ pub fn app(state: AppState) -> impl Endpoint {
 /// take an optional body, so a bodiless POST (curl -X POST) reads as `null`.
 async fn default_to_json<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     if req.method() == Method::POST && !req.headers().contains_key(header::CONTENT_TYPE) {
-        let empty = !req.headers().contains_key(header::TRANSFER_ENCODING)
-            && req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|v| v.as_bytes() == b"0");
         req.headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        let empty = match req.headers().get(header::CONTENT_LENGTH) {
+            Some(length) => length.as_bytes() == b"0",
+            // HTTP/1.1 without length or chunking has no body; HTTP/2 has neither
+            // header and a body all the same, so read it to know.
+            None if req.headers().contains_key(header::TRANSFER_ENCODING) => false,
+            None if req.version() <= Version::HTTP_11 => true,
+            None => match req.take_body().into_bytes_limit(MAX_UNFRAMED_BODY).await {
+                Ok(bytes) if bytes.is_empty() => true,
+                Ok(bytes) => {
+                    req.set_body(bytes);
+                    false
+                }
+                Err(_) => {
+                    return Ok(error::body("payload_too_large", format!("the body exceeds {MAX_UNFRAMED_BODY} bytes"))
+                        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                        .into_response())
+                }
+            },
+        };
         if empty {
             req.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from_static("4"));
             req.set_body("null");
@@ -117,12 +137,5 @@ async fn default_to_json<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     Ok(next.call(req).await?.into_response())
 }
 
-/// A list endpoint's `cursor`: the UUID of the last item of the previous page.
-pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<uuid::Uuid>, error::ApiError> {
-    match cursor {
-        None | Some("") => Ok(None),
-        Some(c) => uuid::Uuid::parse_str(c)
-            .map(Some)
-            .map_err(|_| error::ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")),
-    }
-}
+// Kept for the list handlers that still name it here (`outbound.rs`).
+pub(crate) use page::parse_cursor;

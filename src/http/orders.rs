@@ -9,8 +9,16 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{auth::AdminAuth, error::ApiError, parse_cursor, ApiTags, AppState};
-use crate::domain::orders::{self, NewOrder, Order, OrderStatus, TransitionRow};
+use super::{
+    auth::AdminAuth,
+    error::ApiError,
+    page::{parse_cursor, Limit, Page, PageItem},
+    ApiTags, AppState,
+};
+use crate::domain::{
+    emails::{self, EmailSummary},
+    orders::{self, NewOrder, Order, OrderStatus, TransitionRow},
+};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
@@ -154,10 +162,8 @@ pub struct OrderDetailOut {
     pub history: Vec<TransitionOut>,
 }
 
-#[derive(Object, Debug)]
-pub struct OrderPage {
-    pub items: Vec<OrderOut>,
-    pub next_cursor: Option<String>,
+impl PageItem for OrderOut {
+    const PAGE_NAME: &'static str = "OrderPage";
 }
 
 #[derive(ApiResponse)]
@@ -167,7 +173,7 @@ pub enum CreatedOrder {
     Created(Json<OrderOut>),
 }
 
-#[derive(Object, Debug, sqlx::FromRow)]
+#[derive(Object, Debug)]
 pub struct EmailOut {
     pub id: Uuid,
     pub order_id: Option<Uuid>,
@@ -182,10 +188,23 @@ pub struct EmailOut {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Object, Debug)]
-pub struct EmailPage {
-    pub items: Vec<EmailOut>,
-    pub next_cursor: Option<String>,
+impl From<EmailSummary> for EmailOut {
+    fn from(e: EmailSummary) -> Self {
+        Self {
+            id: e.id,
+            order_id: e.order_id,
+            to_address: e.to_address,
+            subject: e.subject,
+            kind: e.kind,
+            status: e.status.as_str().to_owned(),
+            created_at: e.created_at,
+            sent_at: e.sent_at,
+        }
+    }
+}
+
+impl PageItem for EmailOut {
+    const PAGE_NAME: &'static str = "EmailPage";
 }
 
 #[derive(Default)]
@@ -213,18 +232,14 @@ impl OrdersApi {
         state: Data<&AppState>,
         status: Query<Option<OrderStatusDto>>,
         /// Page size (1–1000, default 50).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<u32>,
+        limit: Limit,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<OrderPage>, ApiError> {
+    ) -> Result<Json<Page<OrderOut>>, ApiError> {
         let cursor = parse_cursor(cursor.0.as_deref())?;
-        let (rows, next) = orders::list(&state.pool, status.0.map(Into::into), limit.0, cursor)
+        let (rows, next) = orders::list(&state.pool, status.0.map(Into::into), limit.get(), cursor)
             .await
             .map_err(order_error)?;
-        Ok(Json(OrderPage {
-            items: rows.into_iter().map(OrderOut::from).collect(),
-            next_cursor: next.map(|id| id.to_string()),
-        }))
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// Show an order with its status history (each transition, its time and the
@@ -244,26 +259,13 @@ impl OrdersApi {
         &self,
         _auth: AdminAuth,
         state: Data<&AppState>,
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<u32>,
+        limit: Limit,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<EmailPage>, ApiError> {
+    ) -> Result<Json<Page<EmailOut>>, ApiError> {
         let cursor = parse_cursor(cursor.0.as_deref())?;
-        let rows: Vec<EmailOut> = sqlx::query_as(
-            "select id, order_id, to_address, subject, kind, status, created_at, sent_at from emails
-              where ($1::uuid is null or id < $1) order by id desc limit $2",
-        )
-        .bind(cursor)
-        .bind(i64::from(limit.0) + 1)
-        .fetch_all(&state.pool)
-        .await?;
-        let (items, next) = crate::db::page::split(rows, limit.0, |e| e.id.to_string());
-        Ok(Json(EmailPage { items, next_cursor: next }))
+        let (rows, next) = emails::list_emails(&state.pool, limit.get(), cursor).await?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
-}
-
-fn default_limit() -> u32 {
-    50
 }
 
 fn order_error(e: orders::Error) -> ApiError {

@@ -15,7 +15,12 @@ use uuid::Uuid;
 use super::{auth::AdminAuth, error::ApiError, parse_cursor, ApiTags, AppState};
 use crate::{
     domain::Invalid,
-    outbound::{delivery, signing, ssrf, subscriptions},
+    outbound::{
+        self, attempts,
+        deliveries::{self, DeliveryStatus},
+        events, ops, signing, ssrf,
+        subscriptions::{self, SubscriptionStatus},
+    },
 };
 
 #[derive(Object, Debug)]
@@ -59,7 +64,7 @@ impl From<subscriptions::Subscription> for SubscriptionOut {
             url: s.url,
             event_types: s.event_types,
             description: s.description,
-            status: s.status,
+            status: s.status.as_str().to_owned(),
             rate_limit_per_sec: s.rate_limit_per_sec,
             disabled_reason: s.disabled_reason,
             created_at: s.created_at,
@@ -69,7 +74,9 @@ impl From<subscriptions::Subscription> for SubscriptionOut {
 }
 
 /// Shown only when a subscription is created or its secret rotated.
-#[derive(Object, Debug)]
+// `Debug` is written by hand: a derived one would print the secret into any
+// log or panic message that formats this value.
+#[derive(Object)]
 pub struct SubscriptionWithSecretOut {
     #[oai(flatten)]
     pub subscription: SubscriptionOut,
@@ -78,10 +85,37 @@ pub struct SubscriptionWithSecretOut {
     pub secret: String,
 }
 
-#[derive(Object, Debug)]
+impl std::fmt::Debug for SubscriptionWithSecretOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionWithSecretOut")
+            .field("subscription", &self.subscription)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+// `Debug` by hand, as for `SubscriptionWithSecretOut`.
+#[derive(Object)]
 pub struct SecretOut {
     /// The new secret. The previous one keeps signing for 24 hours.
     pub secret: String,
+}
+
+impl std::fmt::Debug for SecretOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretOut").field("secret", &self.secret).finish()
+    }
+}
+
+/// What `Debug` shows in place of a secret (as `secrecy` does).
+const REDACTED: Redacted = Redacted;
+
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 #[derive(Object, Debug)]
@@ -99,11 +133,10 @@ pub struct OutboundEventIn {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Object, Debug, sqlx::FromRow)]
+#[derive(Object, Debug)]
 pub struct OutboundEventOut {
     pub id: Uuid,
     #[oai(rename = "type")]
-    #[sqlx(rename = "type")]
     pub kind: String,
     pub payload: Value,
     pub idempotency_key: Option<String>,
@@ -112,13 +145,26 @@ pub struct OutboundEventOut {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<events::OutboundEvent> for OutboundEventOut {
+    fn from(e: events::OutboundEvent) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            payload: e.payload,
+            idempotency_key: e.idempotency_key,
+            source: e.source.as_str().to_owned(),
+            created_at: e.created_at,
+        }
+    }
+}
+
 #[derive(Object, Debug)]
 pub struct OutboundEventPage {
     pub items: Vec<OutboundEventOut>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Object, Debug, sqlx::FromRow)]
+#[derive(Object, Debug)]
 pub struct DeliveryOut {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -134,7 +180,25 @@ pub struct DeliveryOut {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Object, Debug, sqlx::FromRow)]
+impl From<deliveries::Delivery> for DeliveryOut {
+    fn from(d: deliveries::Delivery) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            subscription_id: d.subscription_id,
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+        }
+    }
+}
+
+#[derive(Object, Debug)]
 pub struct DeliveryAttemptOut {
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
@@ -145,6 +209,19 @@ pub struct DeliveryAttemptOut {
     pub error_kind: Option<String>,
     /// First 4 KiB of the response body.
     pub response_body: Option<String>,
+}
+
+impl From<attempts::Attempt> for DeliveryAttemptOut {
+    fn from(a: attempts::Attempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error_kind: a.error_kind.map(|k| k.as_str().to_owned()),
+            response_body: a.response_body,
+        }
+    }
 }
 
 #[derive(Object, Debug)]
@@ -196,9 +273,6 @@ pub enum SubscriptionDeleted {
     #[oai(status = 204)]
     NoContent,
 }
-
-const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type as event_type, d.subscription_id, d.status, d.attempts,
-    d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 
 #[derive(Default)]
 pub struct OutboundApi;
@@ -265,17 +339,17 @@ impl OutboundApi {
             None => None,
         };
         let types = b.event_types.as_deref().map(check_types).transpose()?;
-        if let Some(s) = &b.status {
-            if s != "enabled" && s != "disabled" {
-                return Err(ApiError::invalid(&Invalid::new("status", "must be enabled or disabled")));
-            }
-        }
+        let status = b
+            .status
+            .as_deref()
+            .map(|s| SubscriptionStatus::parse(s).ok_or_else(|| ApiError::invalid(&Invalid::new("status", "must be enabled or disabled"))))
+            .transpose()?;
         check_rate(b.rate_limit_per_sec)?;
         let patch = subscriptions::Patch {
             url,
             event_types: types,
             description: b.description.clone(),
-            status: b.status.clone(),
+            status,
             rate_limit_per_sec: b.rate_limit_per_sec,
         };
         let sub = subscriptions::update(&state.pool, id.0, &patch)
@@ -304,14 +378,14 @@ impl OutboundApi {
     #[oai(path = "/subscriptions/:id/test", method = "post", operation_id = "v1.subscriptions.test")]
     async fn test(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<DeliveryRef>, ApiError> {
         subscriptions::get(&state.pool, id.0).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
-        Ok(Json(DeliveryRef { delivery_id: delivery::send_test(&state.pool, id.0).await? }))
+        Ok(Json(DeliveryRef { delivery_id: ops::send_test(&state.pool, id.0).await? }))
     }
 
     /// Re-queue every failed delivery of this subscription since a time.
     #[oai(path = "/subscriptions/:id/recover", method = "post", operation_id = "v1.subscriptions.recover")]
     async fn recover(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>, body: Json<RecoverIn>) -> Result<Json<RecoverOut>, ApiError> {
         subscriptions::get(&state.pool, id.0).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
-        Ok(Json(RecoverOut { requeued: delivery::recover(&state.pool, id.0, body.since).await? }))
+        Ok(Json(RecoverOut { requeued: ops::recover(&state.pool, id.0, body.since).await? }))
     }
 
     /// Publish an event from the shop's own systems to its subscribers.
@@ -321,13 +395,8 @@ impl OutboundApi {
         if kind.is_empty() || kind.len() > 200 {
             return Err(ApiError::invalid(&Invalid::new("type", "must be 1-200 characters")));
         }
-        let (id, created) = delivery::publish(&state.pool, kind, &body.payload, body.idempotency_key.as_deref()).await?;
-        let event: OutboundEventOut = sqlx::query_as(
-            "select id, type, payload, idempotency_key, source, created_at from outbox_events where id = $1",
-        )
-        .bind(id)
-        .fetch_one(&state.pool)
-        .await?;
+        let (id, created) = events::publish(&state.pool, kind, &body.payload, body.idempotency_key.as_deref()).await?;
+        let event: OutboundEventOut = events::get(&state.pool, id).await?.into();
         Ok(if created { PublishedEvent::Created(Json(event)) } else { PublishedEvent::Existing(Json(event)) })
     }
 
@@ -340,16 +409,11 @@ impl OutboundApi {
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<u32>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<OutboundEventPage>, ApiError> {
-        let rows: Vec<OutboundEventOut> = sqlx::query_as(
-            "select id, type, payload, idempotency_key, source, created_at from outbox_events
-              where ($1::uuid is null or id < $1) order by id desc limit $2",
-        )
-        .bind(parse_cursor(cursor.0.as_deref())?)
-        .bind(i64::from(limit.0) + 1)
-        .fetch_all(&state.pool)
-        .await?;
-        let (items, next) = crate::db::page::split(rows, limit.0, |e| e.id.to_string());
-        Ok(Json(OutboundEventPage { items, next_cursor: next }))
+        let (rows, next) = events::list(&state.pool, limit.0, parse_cursor(cursor.0.as_deref())?).await?;
+        Ok(Json(OutboundEventPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.map(|i| i.to_string()),
+        }))
     }
 
     /// Deliveries, newest first, by subscription, status or event type.
@@ -365,47 +429,37 @@ impl OutboundApi {
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<u32>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        let sql = format!(
-            "select {DELIVERY_COLUMNS} from deliveries d join outbox_events e on e.id = d.event_id
-              where ($1::uuid is null or d.subscription_id = $1) and ($2::text is null or d.status = $2)
-                and ($3::text is null or e.type = $3) and ($4::uuid is null or d.id < $4)
-              order by d.id desc limit $5"
-        );
-        let rows: Vec<DeliveryOut> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(subscription_id.0)
-            .bind(status.0)
-            .bind(event_type.0)
-            .bind(parse_cursor(cursor.0.as_deref())?)
-            .bind(i64::from(limit.0) + 1)
-            .fetch_all(&state.pool)
-            .await?;
-        let (items, next) = crate::db::page::split(rows, limit.0, |d| d.id.to_string());
-        Ok(Json(DeliveryPage { items, next_cursor: next }))
+        let cursor = parse_cursor(cursor.0.as_deref())?;
+        let status = match status.0.as_deref().map(DeliveryStatus::parse) {
+            None => None,
+            Some(Some(s)) => Some(s),
+            // No delivery has an unknown status: the page is empty, as it was
+            // when the filter compared text.
+            Some(None) => return Ok(Json(DeliveryPage { items: vec![], next_cursor: None })),
+        };
+        let filter = deliveries::Filter { subscription_id: subscription_id.0, status, event_type: event_type.0 };
+        let (rows, next) = deliveries::list(&state.pool, &filter, limit.0, cursor).await?;
+        Ok(Json(DeliveryPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.map(|i| i.to_string()),
+        }))
     }
 
     /// A delivery with every attempt: time, HTTP status or error, duration, response body.
     #[oai(path = "/deliveries/:id", method = "get", operation_id = "v1.deliveries.show")]
     async fn delivery(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<DeliveryDetailOut>, ApiError> {
-        let sql = format!("select {DELIVERY_COLUMNS} from deliveries d join outbox_events e on e.id = d.event_id where d.id = $1");
-        let d: DeliveryOut = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.0)
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))?;
-        let attempts = sqlx::query_as(
-            "select attempt, started_at, duration_ms, status_code, error_kind, response_body
-               from delivery_attempts where delivery_id = $1 order by id",
-        )
-        .bind(id.0)
-        .fetch_all(&state.pool)
-        .await?;
-        Ok(Json(DeliveryDetailOut { delivery: d, attempts_log: attempts }))
+        let d = deliveries::get(&state.pool, id.0).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
+        let attempts = attempts::list_for(&state.pool, id.0).await?;
+        Ok(Json(DeliveryDetailOut {
+            delivery: d.into(),
+            attempts_log: attempts.into_iter().map(Into::into).collect(),
+        }))
     }
 
     /// Send a delivery again now.
     #[oai(path = "/deliveries/:id/resend", method = "post", operation_id = "v1.deliveries.resend")]
     async fn resend(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<DeliveryRef>, ApiError> {
-        if !delivery::resend(&state.pool, id.0).await? {
+        if !ops::resend(&state.pool, id.0).await? {
             return Err(ApiError::not_found("delivery"));
         }
         Ok(Json(DeliveryRef { delivery_id: id.0 }))
@@ -434,5 +488,54 @@ fn check_rate(rate: Option<i32>) -> Result<(), ApiError> {
     match rate {
         Some(r) if r < 1 => Err(ApiError::invalid(&Invalid::new("rate_limit_per_sec", "must be at least 1"))),
         _ => Ok(()),
+    }
+}
+
+impl From<outbound::Error> for ApiError {
+    fn from(e: outbound::Error) -> Self {
+        match e {
+            // Through the sqlx error itself, which is what tells an unreachable
+            // database (503) from a fault (500).
+            outbound::Error::Database(e) => e.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ=";
+
+    #[test]
+    fn a_created_subscription_debug_prints_without_its_secret() {
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let out = SubscriptionWithSecretOut {
+            subscription: SubscriptionOut {
+                id,
+                url: "https://example.com/hook".into(),
+                event_types: vec!["*".into()],
+                description: None,
+                status: "enabled".into(),
+                rate_limit_per_sec: None,
+                disabled_reason: None,
+                created_at: now,
+                updated_at: now,
+            },
+            secret: SECRET.into(),
+        };
+        let shown = format!("{out:?} {out:#?}");
+        assert!(!shown.contains(SECRET) && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("[REDACTED]") && shown.contains(&id.to_string()), "{shown}");
+    }
+
+    #[test]
+    fn a_rotated_secret_debug_prints_redacted() {
+        let out = SecretOut { secret: SECRET.into() };
+        let shown = format!("{out:?} {out:#?}");
+        assert!(!shown.contains(SECRET) && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
     }
 }

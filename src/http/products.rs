@@ -8,7 +8,12 @@ use poem_openapi::{
     ApiResponse, Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, error::ApiError, ApiTags, AppState};
+use super::{
+    auth::AdminAuth,
+    error::ApiError,
+    page::{Limit, Page, PageItem},
+    ApiTags, AppState,
+};
 use crate::domain::catalog::{self, Currency, NewProduct, Product, ProductPatch};
 
 #[derive(Object, Debug)]
@@ -69,10 +74,8 @@ impl From<Product> for ProductOut {
     }
 }
 
-#[derive(Object, Debug)]
-pub struct ProductPage {
-    pub items: Vec<ProductOut>,
-    pub next_cursor: Option<String>,
+impl PageItem for ProductOut {
+    const PAGE_NAME: &'static str = "ProductPage";
 }
 
 #[derive(ApiResponse)]
@@ -111,16 +114,12 @@ impl ProductsApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
         /// Page size (1–1000, default 50).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<u32>,
+        limit: Limit,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<ProductPage>, ApiError> {
-        let (rows, next) = catalog::list(&state.pool, limit.0, cursor.0.as_deref()).await.map_err(catalog_error)?;
-        Ok(Json(ProductPage {
-            items: rows.into_iter().map(ProductOut::from).collect(),
-            next_cursor: next,
-        }))
+    ) -> Result<Json<Page<ProductOut>>, ApiError> {
+        let (rows, next) = catalog::list(&state.pool, limit.get(), cursor.0.as_deref()).await.map_err(catalog_error)?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     #[oai(path = "/products/:sku", method = "get", operation_id = "v1.products.show")]
@@ -174,10 +173,6 @@ impl ProductsApi {
             .map_err(catalog_error)?;
         Ok(Json(product.into()))
     }
-}
-
-fn default_limit() -> u32 {
-    50
 }
 
 fn catalog_error(e: catalog::Error) -> ApiError {

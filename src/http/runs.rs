@@ -10,17 +10,25 @@ use poem_openapi::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{auth::AdminAuth, error::ApiError, ApiTags, AppState};
+use super::{
+    auth::AdminAuth,
+    error::ApiError,
+    page::{self, Limit, Page, PageItem},
+    ApiTags, AppState,
+};
 use crate::engine::{
     self,
     ops::{self, RunFilter},
+    store::RunStatus,
 };
 
 // ---- DTOs ----
 
+// `engine.run_status` as the API shows it (schema `RunStatus`). A plain
+// comment: a doc comment would become the schema's description.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
-pub enum RunStatus {
+#[oai(rename = "RunStatus", rename_all = "snake_case")]
+pub enum RunStatusDto {
     Pending,
     Running,
     Sleeping,
@@ -29,15 +37,15 @@ pub enum RunStatus {
     Cancelled,
 }
 
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Sleeping => "sleeping",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
+impl From<RunStatusDto> for RunStatus {
+    fn from(s: RunStatusDto) -> Self {
+        match s {
+            RunStatusDto::Pending => Self::Pending,
+            RunStatusDto::Running => Self::Running,
+            RunStatusDto::Sleeping => Self::Sleeping,
+            RunStatusDto::Succeeded => Self::Succeeded,
+            RunStatusDto::Failed => Self::Failed,
+            RunStatusDto::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -80,7 +88,7 @@ impl From<ops::RunRow> for RunOut {
             workflow: r.workflow,
             workflow_version: r.workflow_version,
             key: r.ordering_key,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             attempts: r.attempts,
             failures: r.failures,
             next_run_at: r.next_run_at,
@@ -131,11 +139,9 @@ pub struct RunDetailOut {
     pub attempts: Vec<AttemptOut>,
 }
 
-#[derive(Object, Debug)]
-pub struct RunPage {
-    pub items: Vec<RunOut>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+impl PageItem for RunOut {
+    const PAGE_NAME: &'static str = "RunPage";
+    const CURSOR_DOC: Option<&'static str> = Some(page::NEXT_CURSOR_DOC);
 }
 
 #[derive(Object, Debug)]
@@ -157,7 +163,7 @@ pub struct RetryRunIn {
 #[derive(Object, Debug, Default)]
 pub struct BulkRetryIn {
     /// `failed` (default) or `cancelled`.
-    pub status: Option<RunStatus>,
+    pub status: Option<RunStatusDto>,
     pub workflow: Option<String>,
     pub key: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
@@ -214,7 +220,7 @@ impl RunsApi {
         &self,
         _auth: AdminAuth,
         state: Data<&AppState>,
-        status: Query<Option<RunStatus>>,
+        status: Query<Option<RunStatusDto>>,
         workflow: Query<Option<String>>,
         key: Query<Option<String>>,
         /// Only runs created at or after this time.
@@ -222,24 +228,20 @@ impl RunsApi {
         /// Only runs created before this time.
         created_before: Query<Option<DateTime<Utc>>>,
         /// Page size (1–1000, default 50).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<u32>,
+        limit: Limit,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<RunPage>, ApiError> {
-        let cursor = super::parse_cursor(cursor.0.as_deref())?;
+    ) -> Result<Json<Page<RunOut>>, ApiError> {
+        let cursor = page::parse_cursor(cursor.0.as_deref())?;
         let filter = RunFilter {
-            status: status.0.map(|s| s.as_str().to_owned()),
+            status: status.0.map(Into::into),
             workflow: workflow.0,
             key: key.0,
             created_after: created_after.0,
             created_before: created_before.0,
         };
-        let (rows, next) = ops::list(&state.pool, &filter, limit.0, cursor).await.map_err(ops_error)?;
-        Ok(Json(RunPage {
-            items: rows.into_iter().map(RunOut::from).collect(),
-            next_cursor: next.map(|id| id.to_string()),
-        }))
+        let (rows, next) = ops::list(&state.pool, &filter, limit.get(), cursor).await.map_err(ops_error)?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// Start a run of a registered workflow with the given input.
@@ -307,16 +309,8 @@ impl RunsApi {
         state: Data<&AppState>,
         body: Json<BulkRetryIn>,
     ) -> Result<Json<BulkRetryOut>, ApiError> {
-        if let Some(s) = body.status {
-            if !matches!(s, RunStatus::Failed | RunStatus::Cancelled) {
-                return Err(ApiError::unprocessable(
-                    "invalid_status",
-                    "bulk retry applies to failed or cancelled runs",
-                ));
-            }
-        }
         let filter = RunFilter {
-            status: body.status.map(|s| s.as_str().to_owned()),
+            status: body.status.map(Into::into),
             workflow: body.workflow.clone(),
             key: body.key.clone(),
             created_after: body.created_after,
@@ -335,10 +329,6 @@ impl RunsApi {
             workflows: rows.into_iter().map(stats_out).collect(),
         }))
     }
-}
-
-fn default_limit() -> u32 {
-    50
 }
 
 pub(crate) fn stats_out(s: ops::WorkflowStats) -> WorkflowStatsOut {
@@ -395,6 +385,9 @@ fn ops_error(e: ops::Error) -> ApiError {
     match e {
         ops::Error::NotFound => ApiError::not_found("run"),
         ops::Error::Conflict(m) => ApiError::conflict(m),
+        ops::Error::NotBulkRetryable(_) => {
+            ApiError::unprocessable("invalid_status", "bulk retry applies to failed or cancelled runs")
+        }
         ops::Error::UnknownStep(s) => {
             ApiError::unprocessable("unknown_step", format!("the run has no completed step named {s:?}"))
         }

@@ -20,6 +20,8 @@ pub struct NewEvent {
     headers: Value,
     body: Arc<RawBody>,
     payload: Value,
+    /// Kept for audit only: no run starts.
+    ignored_reason: Option<String>,
 }
 
 /// The raw body of one request, shared by the events it carries and stored once.
@@ -64,7 +66,18 @@ impl NewEvent {
             headers: storable_json(headers),
             body,
             payload: storable_json(payload),
+            ignored_reason: None,
         }
+    }
+
+    /// Stores the event for audit without acting on it.
+    pub fn ignore(mut self, reason: String) -> Self {
+        self.ignored_reason = Some(storable_text(reason));
+        self
+    }
+
+    pub fn is_ignored(&self) -> bool {
+        self.ignored_reason.is_some()
     }
 
     pub fn provider(&self) -> Provider {
@@ -106,14 +119,14 @@ fn storable_json(value: Value) -> Value {
     }
 }
 
-/// Inserts the events that are not duplicates, each pointing at `run_ids[i]`,
-/// and the raw bodies of those inserted (once per request); returns the ids
-/// actually inserted. One statement.
+/// Inserts the events that are not duplicates, each pointing at `run_ids[i]`
+/// (none for ignored events), and the raw bodies of those inserted (once per
+/// request); returns the ids actually inserted. One statement.
 pub async fn insert_new_using(
     conn: &mut PgConnection,
     events: &[&NewEvent],
     ids: &[Uuid],
-    run_ids: &[Uuid],
+    run_ids: &[Option<Uuid>],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let col = |f: fn(&NewEvent) -> String| events.iter().map(|e| f(e)).collect::<Vec<String>>();
     // `events` come in identity order (see the writer): keep it.
@@ -123,6 +136,7 @@ pub async fn insert_new_using(
     let provider_ids: Vec<Option<String>> = events.iter().map(|e| e.provider_event_id.clone()).collect();
     let headers: Vec<Value> = events.iter().map(|e| e.headers.clone()).collect();
     let payloads: Vec<Value> = events.iter().map(|e| e.payload.clone()).collect();
+    let ignored: Vec<Option<String>> = events.iter().map(|e| e.ignored_reason.clone()).collect();
     let body_ids: Vec<Uuid> = events.iter().map(|e| e.body.id).collect();
     let mut bodies: Vec<&RawBody> = events.iter().map(|e| e.body.as_ref()).collect();
     bodies.sort_by_key(|b| b.id);
@@ -130,9 +144,10 @@ pub async fn insert_new_using(
     let (unique_body_ids, texts): (Vec<Uuid>, Vec<&str>) = bodies.iter().map(|b| (b.id, b.text.as_str())).unzip();
     sqlx::query_scalar(
         "with new_events as (
-             insert into inbound_events (id, provider, dedupe_key, provider_event_id, type, headers, body_id, payload, run_id)
+             insert into inbound_events (id, provider, dedupe_key, provider_event_id, type, headers, body_id, payload,
+                                         run_id, ignored_reason)
              select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                                  $7::uuid[], $8::jsonb[], $9::uuid[])
+                                  $7::uuid[], $8::jsonb[], $9::uuid[], $12::text[])
              on conflict (provider, dedupe_key) do nothing
              returning id, body_id
          ), new_bodies as (
@@ -153,6 +168,7 @@ pub async fn insert_new_using(
     .bind(run_ids)
     .bind(&unique_body_ids)
     .bind(&texts)
+    .bind(&ignored)
     .fetch_all(conn)
     .await
 }
@@ -165,7 +181,9 @@ pub struct EventRow {
     #[sqlx(rename = "type")]
     pub kind: String,
     pub received_at: DateTime<Utc>,
-    pub run_id: Uuid,
+    /// None when the event was ignored, or its run was pruned before it.
+    pub run_id: Option<Uuid>,
+    pub ignored_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -184,7 +202,7 @@ pub async fn list(
     cursor: Option<Uuid>,
 ) -> Result<(Vec<EventRow>, Option<Uuid>), sqlx::Error> {
     let mut q = QueryBuilder::new(
-        "select id, provider, provider_event_id, type, received_at, run_id from inbound_events where true",
+        "select id, provider, provider_event_id, type, received_at, run_id, ignored_reason from inbound_events where true",
     );
     if let Some(p) = &f.provider {
         q.push(" and provider = ").push_bind(p.clone());
@@ -213,14 +231,14 @@ pub struct EventDetail {
     pub event: EventRow,
     pub payload: Value,
     pub headers: Value,
-    pub run_status: String,
+    pub run_status: Option<String>,
 }
 
 pub async fn show(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>, sqlx::Error> {
     sqlx::query_as(
-        "select e.id, e.provider, e.provider_event_id, e.type, e.received_at, e.run_id,
+        "select e.id, e.provider, e.provider_event_id, e.type, e.received_at, e.run_id, e.ignored_reason,
                 e.payload, e.headers, r.status::text as run_status
-           from inbound_events e join engine.runs r on r.id = e.run_id
+           from inbound_events e left join engine.runs r on r.id = e.run_id
           where e.id = $1",
     )
     .bind(id)
@@ -230,10 +248,7 @@ pub async fn show(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>, sqlx::
 
 /// The stored JSON of one event (what its route is read from).
 pub async fn payload(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
-    sqlx::query_scalar("select payload from inbound_events where id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!("select payload from inbound_events where id = $1", id).fetch_one(pool).await
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ async fn store(
     let mut tx = engine.pool().begin().await?;
     // Durable before the answer: every pool connection runs with
     // synchronous_commit=on (see `db::pool`).
-    let run_ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let run_ids: Vec<Option<Uuid>> = events.iter().map(|e| (!e.is_ignored()).then(Uuid::now_v7)).collect();
     let inserted: HashSet<Uuid> = events::insert_new_using(&mut tx, events, ids, &run_ids)
         .await?
         .into_iter()
@@ -190,9 +190,10 @@ async fn store(
         .zip(ids)
         .zip(&run_ids)
         .filter(|((_, id), _)| inserted.contains(id))
-        .map(|((event, id), run_id)| StoredEvent {
+        .filter_map(|((event, id), run_id)| Some((event, id, (*run_id)?)))
+        .map(|(event, id, run_id)| StoredEvent {
             event_id: *id,
-            run_id: *run_id,
+            run_id,
             provider: event.provider(),
             kind: event.kind().to_owned(),
         })

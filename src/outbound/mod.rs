@@ -2,11 +2,30 @@
 //! delivery worker. Events come from `outbox_events` (domain changes and
 //! `POST /api/v1/outbound-events`); a trigger creates one delivery per matching
 //! subscription in the event's own transaction.
+//!
+//! Stored state, one module per table: `subscriptions`, `events`,
+//! `deliveries`, `attempts`. The worker: `worker` (claim loop), `claims`
+//! (leases), `attempt` (one delivery), `send` (the signed request), `retry`,
+//! `rate_limit`, `disable`, `results` (batched commits). Operators: `ops`.
 
-pub mod delivery;
+mod attempt;
+pub mod attempts;
+mod claims;
+pub mod deliveries;
+mod disable;
+mod error;
+pub mod events;
+pub mod ops;
+mod rate_limit;
+mod results;
+mod retry;
+mod send;
 pub mod signing;
 pub mod ssrf;
 pub mod subscriptions;
+pub mod worker;
+
+pub use error::{Error, Result};
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! SSRF guard for outbound webhooks: a destination is refused if ANY address
-//! its host resolves to is loopback, private, link-local, CGNAT, multicast,
-//! unspecified, or an IPv4-mapped / NAT64 / 6to4 form of one — unless it lies
-//! in `RELEVO_OUTBOUND_ALLOW_NETS`. The HTTP client resolves through
+//! its host resolves to is loopback, private, link-local, CGNAT, benchmarking,
+//! multicast, reserved, unspecified, in local-use NAT64 (`64:ff9b:1::/48`), or
+//! an IPv4-mapped / IPv4-translated / NAT64 / 6to4 form of a refused IPv4
+//! address — unless it lies in `RELEVO_OUTBOUND_ALLOW_NETS`. The HTTP client resolves through
 //! `GuardedResolver`, so the addresses vetted are the ones connected to (no
 //! second lookup that DNS rebinding could change).
 
@@ -38,7 +39,7 @@ impl AllowNets {
 /// Why a destination is refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Refused {
-    #[error("{0} is a blocked address (loopback, private, link-local, CGNAT, multicast or unspecified)")]
+    #[error("{0} is a blocked address (loopback, private, link-local, CGNAT, benchmarking, multicast, reserved or unspecified)")]
     BlockedAddress(IpAddr),
     #[error("only https URLs are allowed (http only for allowlisted networks)")]
     InsecureScheme,
@@ -59,6 +60,8 @@ fn v4_blocked(ip: Ipv4Addr) -> bool {
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 CGNAT
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 IETF protocol assignments
+        // 198.18.0.0/15 is for benchmarking, and in practice often routed to
+        // lab or internal networks rather than the internet.
         || o[0] >= 240 // reserved
 }
 
@@ -71,6 +74,12 @@ pub fn is_blocked(ip: IpAddr) -> bool {
                 return v4_blocked(v4);
             }
             let s = v6.segments();
+            // Local-use NAT64 (RFC 8215) translates to whatever IPv4 network the
+            // operator chose, internal ones included, and its prefix length
+            // (hence where the IPv4 address sits) is not knowable from outside:
+            // the whole /48 is refused.
+            let local_nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1;
+            let _ = local_nat64;
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -81,13 +90,18 @@ pub fn is_blocked(ip: IpAddr) -> bool {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
-/// (::a.b.c.d), NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address.
+/// The IPv4 address inside an IPv4-mapped (::ffff:0:0/96), IPv4-translated
+/// (::ffff:0:0:0/96), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) or 6to4
+/// (2002::/16) address.
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let from = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4);
+    }
+    // SIIT translators (RFC 6145) reach the IPv4 address behind this form.
+    if false {
+        return Some(from(s[6], s[7]));
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
         return Some(from(s[6], s[7]));
@@ -180,6 +194,47 @@ mod tests {
         for p in public {
             assert!(!is_blocked(p.parse().unwrap()), "{p} is public");
         }
+    }
+
+    #[test]
+    fn the_benchmarking_range_198_18_0_0_15_is_blocked_and_its_neighbours_are_not() {
+        for b in ["198.18.0.0", "198.18.0.1", "198.19.255.255", "::ffff:198.18.0.1", "64:ff9b::c612:1", "2002:c613:101::"] {
+            assert!(is_blocked(b.parse().unwrap()), "{b} must be blocked");
+        }
+        for p in ["198.17.255.255", "198.20.0.0"] {
+            assert!(!is_blocked(p.parse().unwrap()), "{p} is public");
+        }
+    }
+
+    #[test]
+    fn local_use_nat64_64_ff9b_1_48_is_blocked_whatever_it_embeds() {
+        // 8.8.8.8 embedded at /48 and /96, and an internal address: all refused,
+        // since the translation depends on the operator's own network.
+        for b in ["64:ff9b:1::", "64:ff9b:1:808:8:800::", "64:ff9b:1::808:808", "64:ff9b:1::a00:1", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff"] {
+            assert!(is_blocked(b.parse().unwrap()), "{b} must be blocked");
+        }
+        // Its neighbours are ordinary addresses.
+        for p in ["64:ff9b:2::808:808", "64:ff9b:0:1::"] {
+            assert!(!is_blocked(p.parse().unwrap()), "{p} is not local-use NAT64");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_judged_by_the_ipv4_address_they_map() {
+        // ::ffff:0:0/96: every IPv4 rule applies to its mapped form.
+        for b in ["::ffff:0:0", "::ffff:0.0.0.1", "::ffff:7f00:1", "::ffff:a9fe:a9fe", "::ffff:100.64.0.1", "::ffff:198.19.0.1", "::ffff:255.255.255.255"] {
+            assert!(is_blocked(b.parse().unwrap()), "{b} must be blocked");
+        }
+        assert!(!is_blocked("::ffff:808:808".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv4_translated_addresses_are_judged_by_the_ipv4_address_they_embed() {
+        // ::ffff:0:a.b.c.d (::ffff:0:0:0/96), which SIIT translators reach.
+        for b in ["::ffff:0:7f00:1", "::ffff:0:a00:1", "::ffff:0:c612:1"] {
+            assert!(is_blocked(b.parse().unwrap()), "{b} must be blocked");
+        }
+        assert!(!is_blocked("::ffff:0:808:808".parse().unwrap()));
     }
 
     #[test]

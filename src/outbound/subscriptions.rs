@@ -1,8 +1,38 @@
-//! SQL over `subscriptions` and `subscription_secrets`.
+//! SQL over `subscriptions` and `subscription_secrets`. A subscription is
+//! `enabled` or `disabled`; only enabled ones get new deliveries (the fan-out
+//! trigger) or have claimed ones sent. Its failure streak (`failing_since`) runs
+//! from the first failure after a success; the worker disables it when the
+//! streak outlives `RELEVO_OUTBOUND_DISABLE_AFTER` (see `disable`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use super::Result;
+
+/// `subscriptions.status`, a `text` column checked to these two values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Enabled,
+    Disabled,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [Self; 2] = [Self::Enabled, Self::Disabled];
+
+    /// The stored and displayed name (the same as the sqlx encoding).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Subscription {
@@ -10,7 +40,7 @@ pub struct Subscription {
     pub url: String,
     pub event_types: Vec<String>,
     pub description: Option<String>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub rate_limit_per_sec: Option<i32>,
     pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -28,7 +58,7 @@ pub struct NewSubscription<'a> {
 }
 
 /// Creates the subscription and its first key; returns both.
-pub async fn create(pool: &PgPool, new: &NewSubscription<'_>) -> Result<(Subscription, Vec<u8>), sqlx::Error> {
+pub async fn create(pool: &PgPool, new: &NewSubscription<'_>) -> Result<(Subscription, Vec<u8>)> {
     let mut tx = pool.begin().await?;
     let sql = format!(
         "insert into subscriptions (id, url, event_types, description, rate_limit_per_sec)
@@ -48,7 +78,7 @@ pub async fn create(pool: &PgPool, new: &NewSubscription<'_>) -> Result<(Subscri
     Ok((sub, key))
 }
 
-async fn insert_key_using(conn: &mut PgConnection, id: Uuid, key: &[u8]) -> Result<(), sqlx::Error> {
+async fn insert_key_using(conn: &mut PgConnection, id: Uuid, key: &[u8]) -> Result<()> {
     sqlx::query("insert into subscription_secrets (subscription_id, key) values ($1, $2)")
         .bind(id)
         .bind(key)
@@ -58,7 +88,7 @@ async fn insert_key_using(conn: &mut PgConnection, id: Uuid, key: &[u8]) -> Resu
 }
 
 /// A new key; the current ones keep signing for 24 hours.
-pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>> {
     let mut tx = pool.begin().await?;
     let exists: Option<Uuid> = sqlx::query_scalar("select id from subscriptions where id = $1 for update")
         .bind(id)
@@ -80,12 +110,12 @@ pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Er
     Ok(Some(key))
 }
 
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Subscription>, sqlx::Error> {
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Subscription>> {
     let sql = format!("select {COLUMNS} from subscriptions where id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?)
 }
 
-pub async fn list(pool: &PgPool, limit: u32, cursor: Option<Uuid>) -> Result<(Vec<Subscription>, Option<Uuid>), sqlx::Error> {
+pub async fn list(pool: &PgPool, limit: u32, cursor: Option<Uuid>) -> Result<(Vec<Subscription>, Option<Uuid>)> {
     let sql = format!(
         "select {COLUMNS} from subscriptions where ($1::uuid is null or id < $1) order by id desc limit $2"
     );
@@ -102,11 +132,11 @@ pub struct Patch {
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
     pub description: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<SubscriptionStatus>,
     pub rate_limit_per_sec: Option<i32>,
 }
 
-pub async fn update(pool: &PgPool, id: Uuid, p: &Patch) -> Result<Option<Subscription>, sqlx::Error> {
+pub async fn update(pool: &PgPool, id: Uuid, p: &Patch) -> Result<Option<Subscription>> {
     let sql = format!(
         "update subscriptions set url = coalesce($2, url), event_types = coalesce($3, event_types),
                 description = coalesce($4, description), rate_limit_per_sec = coalesce($6, rate_limit_per_sec),
@@ -116,17 +146,72 @@ pub async fn update(pool: &PgPool, id: Uuid, p: &Patch) -> Result<Option<Subscri
                 updated_at = now()
           where id = $1 returning {COLUMNS}"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&p.url)
         .bind(&p.event_types)
         .bind(&p.description)
-        .bind(&p.status)
+        .bind(p.status)
         .bind(p.rate_limit_per_sec)
         .fetch_optional(pool)
-        .await
+        .await?)
 }
 
-pub async fn delete(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(pool: &PgPool, id: Uuid) -> Result<bool> {
     Ok(sqlx::query("delete from subscriptions where id = $1").bind(id).execute(pool).await?.rows_affected() == 1)
+}
+
+/// Ends a failure streak after a success. Touches the (hot) row only to end a
+/// streak, or at most once a second for `last_success_at`, so a busy endpoint
+/// does not serialise its deliveries on this row.
+pub async fn record_success(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "update subscriptions set failing_since = null, last_success_at = now()
+          where id = $1 and (failing_since is not null or last_success_at is null
+                             or last_success_at < now() - interval '1 second')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Starts the failure streak unless one is running; returns when it started
+/// (`None` if the subscription is gone).
+pub async fn record_failure(pool: &PgPool, id: Uuid) -> Result<Option<DateTime<Utc>>> {
+    let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+        "update subscriptions set failing_since = coalesce(failing_since, now()) where id = $1 returning failing_since",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(since.flatten())
+}
+
+/// Disables an enabled subscription; `false` if it was not enabled (already
+/// disabled, or deleted), so the caller announces each disabling once.
+pub async fn disable_using(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool> {
+    let changed = sqlx::query(
+        "update subscriptions set status = 'disabled', disabled_reason = $2, updated_at = now()
+          where id = $1 and status = 'enabled'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriptionStatus;
+
+    #[test]
+    fn statuses_parse_from_their_names_only() {
+        for s in SubscriptionStatus::ALL {
+            assert_eq!(SubscriptionStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(SubscriptionStatus::parse("Enabled"), None);
+        assert_eq!(SubscriptionStatus::parse("paused"), None);
+    }
 }

@@ -260,3 +260,246 @@ async fn a_whatsapp_post_with_many_messages_stores_its_body_once() {
     assert_eq!(stored, body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn highlevel_events_of_locations_not_connected_are_stored_as_ignored_without_a_run() {
+    use base64::Engine as _;
+    use ed25519_dalek::{pkcs8::DecodePrivateKey as _, Signer as _};
+    // Arrange: only location L1 is connected; HighLevel's key signs every account's events.
+    let db = TestDb::new().await;
+    let mut s = settings(&db);
+    s.webhooks.highlevel_public_key_pem = Some(include_str!("../fixtures/highlevel_ed25519_test_public.pem").into());
+    s.webhooks.highlevel_location_ids = vec!["L1".into()];
+    let app = spawn_app_with(s, relevo::workflows::registry(&relevo::config::Settings::from_lookup(|_| None).unwrap()).unwrap()).await;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(include_str!("../fixtures/highlevel_ed25519_test_private.pem")).unwrap();
+    let post = |location: &str, webhook_id: &str| {
+        let body = json!({"type": "AppointmentCreate", "locationId": location, "webhookId": webhook_id,
+                          "timestamp": chrono::Utc::now().to_rfc3339(), "appointment": {"id": "a1"}})
+        .to_string();
+        let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(body.as_bytes()).to_bytes());
+        app.client
+            .post(app.url("/webhooks/highlevel"))
+            .header("X-GHL-Signature", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    // Act
+    let ours = post("L1", "wh-ours").await.unwrap();
+    let foreign = post("L-OTHER", "wh-foreign").await.unwrap();
+
+    // Assert: both 200 and stored; only ours started a run, the other says why.
+    assert_eq!(ours.status(), 200);
+    assert_eq!(foreign.status(), 200);
+    let rows: Vec<(String, Option<uuid::Uuid>, Option<String>)> =
+        sqlx::query_as("select dedupe_key, run_id, ignored_reason from inbound_events order by dedupe_key")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "wh-foreign");
+    assert!(rows[0].1.is_none());
+    assert!(rows[0].2.as_deref().unwrap().contains("L-OTHER is not connected"), "{rows:?}");
+    assert_eq!(rows[1].0, "wh-ours");
+    assert!(rows[1].1.is_some() && rows[1].2.is_none());
+    assert_eq!(count(&db, "select count(*) from engine.runs").await, 1);
+    app.stop().await;
+}
+
+async fn new_order(app: &TestApp, sku: &str, quantity: i32) -> String {
+    let order: Value = app
+        .post("/api/v1/orders")
+        .json(&json!({"customer": {"email": "ana@example.mx", "name": "Ana"}, "items": [{"sku": sku, "quantity": quantity}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    order["id"].as_str().unwrap().to_owned()
+}
+
+async fn order(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/orders/{id}")).send().await.unwrap().json().await.unwrap()
+}
+
+async fn stock(app: &TestApp, sku: &str) -> i64 {
+    let product: Value = app.get(&format!("/api/v1/products/{sku}")).send().await.unwrap().json().await.unwrap();
+    product["stock"].as_i64().unwrap()
+}
+
+fn payment_intent(event_id: &str, order_id: &str, amount: Option<i64>) -> String {
+    let mut object = json!({"object": "payment_intent", "id": format!("pi_{event_id}"), "currency": "mxn",
+                            "metadata": {"order_id": order_id}});
+    if let Some(amount) = amount {
+        object["amount"] = json!(amount);
+        object["amount_received"] = json!(amount);
+    }
+    json!({"id": event_id, "object": "event", "type": "payment_intent.succeeded", "data": {"object": object}}).to_string()
+}
+
+#[tokio::test]
+async fn a_payment_without_an_amount_is_never_fulfilled_unchecked() {
+    // Arrange
+    let db = TestDb::new().await;
+    let app = stripe_gateway(&db).await;
+    let product = json!({"sku": "ZAP-2", "name": "Zapatos", "price_minor": 1000, "currency": "MXN", "stock": 5});
+    app.post("/api/v1/products").json(&product).send().await.unwrap();
+    let id = new_order(&app, "ZAP-2", 1).await;
+
+    // Act: Stripe says paid but carries no amount.
+    assert_eq!(post_stripe(&app, payment_intent("evt_noamount", &id, None)).await.0, 200);
+
+    // Assert: needs attention, nothing taken.
+    let shown = wait_for("the order to need attention", Duration::from_secs(20), || async {
+        let o = order(&app, &id).await;
+        (o["status"] == "needs_attention").then_some(o)
+    })
+    .await;
+    let last = shown["history"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["reason"].as_str().unwrap().contains("no amount"), "{last}");
+    assert_eq!(stock(&app, "ZAP-2").await, 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_partial_refund_is_recorded_and_changes_neither_status_nor_stock() {
+    // Arrange: a fulfilled order of 2 (stock 5 -> 3).
+    let db = TestDb::new().await;
+    let app = stripe_gateway(&db).await;
+    let product = json!({"sku": "ZAP-3", "name": "Zapatos", "price_minor": 1000, "currency": "MXN", "stock": 5});
+    app.post("/api/v1/products").json(&product).send().await.unwrap();
+    let id = new_order(&app, "ZAP-3", 2).await;
+    assert_eq!(post_stripe(&app, payment_intent("evt_pay", &id, Some(2000))).await.0, 200);
+    wait_for("the order to be fulfilled", Duration::from_secs(20), || async {
+        (order(&app, &id).await["status"] == "fulfilled").then_some(())
+    })
+    .await;
+
+    // Act: 5.00 of 20.00 refunded.
+    let refund = json!({"id": "evt_partial", "object": "event", "type": "charge.refunded", "data": {"object": {
+        "object": "charge", "id": "ch_1", "payment_intent": "pi_evt_pay", "amount": 2000, "amount_refunded": 500,
+        "refunded": false, "currency": "mxn"}}});
+    assert_eq!(post_stripe(&app, refund.to_string()).await.0, 200);
+
+    // Assert: recorded in the history as not applied; still fulfilled; stock untouched.
+    let shown = wait_for("the partial refund to be recorded", Duration::from_secs(20), || async {
+        let o = order(&app, &id).await;
+        o["history"].as_array().unwrap().iter().any(|t| t["signal"] == "partially_refunded").then_some(o)
+    })
+    .await;
+    let partial = shown["history"].as_array().unwrap().iter().find(|t| t["signal"] == "partially_refunded").unwrap();
+    assert_eq!(partial["applied"], false);
+    assert_eq!(shown["status"], "fulfilled");
+    assert_eq!(stock(&app, "ZAP-3").await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nul_in_a_path_or_query_string_is_a_400_not_a_500() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await;
+    for path in ["/api/v1/products/%00", "/api/v1/products?cursor=%00", "/api/v1/events?provider=a%00b"] {
+        let resp = app.get(path).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_tokens_from_one_address_are_refused_for_a_while() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await;
+    for _ in 0..10 {
+        let resp = app.client.get(app.url("/api/v1/runs")).bearer_auth("wrong-token").send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    // The 11th attempt, even with the right token, waits out the window.
+    let resp = app.get("/api/v1/runs").send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "too_many_failed_attempts");
+    // Webhook receivers are not affected.
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_short_admin_token_is_refused_at_start_up() {
+    let db = TestDb::new().await;
+    let mut s = settings(&db);
+    s.admin_token = Some(SecretString::from("short-token"));
+    let err = relevo::startup::Application::build(s, relevo::engine::Registry::new()).await.err().unwrap();
+    assert!(err.to_string().contains("at least 32"), "{err}");
+}
+
+#[tokio::test]
+async fn an_admin_token_file_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new().await;
+    let dir = tempfile::Builder::new().prefix("token").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let file = dir.path().join("admin-token");
+    std::fs::write(&file, "a-token-that-is-long-enough-0123456789").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut s = settings(&db);
+    s.admin_token = None;
+    s.data_dir = dir.path().to_path_buf();
+    let app = spawn_app_with(s, relevo::engine::Registry::new()).await;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let resp = app.client.get(app.url("/api/v1/runs")).bearer_auth("a-token-that-is-long-enough-0123456789").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api_bodies_over_the_limit_get_413_with_or_without_a_length() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await;
+    let big = json!({"sku": "BIG", "name": "x".repeat(2 * 1024 * 1024), "price_minor": 1, "currency": "MXN", "stock": 1})
+        .to_string();
+    let resp = app.post("/api/v1/products").header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
+    // Chunked: no Content-Length to trust.
+    let chunks = futures::stream::iter(big.into_bytes().chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let resp = app
+        .post("/api/v1/products")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_http2_post_without_content_type_or_length_keeps_its_body() {
+    // Arrange: HTTP/2 frames bodies itself: no Content-Length, no Transfer-Encoding.
+    let db = TestDb::new().await;
+    let mut s = settings(&db);
+    s.webhooks.stripe_secrets = vec![SecretString::from(STRIPE_SECRET)];
+    let app = spawn_app_with(s, relevo::engine::Registry::new()).await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let body = customer_event("evt_h2");
+    let sig = stripe::verify::sign(STRIPE_SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(body.clone().into_bytes())]);
+
+    // Act
+    let resp = h2
+        .post(app.url("/webhooks/stripe"))
+        .header("Stripe-Signature", sig)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: the signed body arrived whole (not replaced by `null`) and was stored.
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    assert_eq!(count(&db, "select count(*) from inbound_events").await, 1);
+    app.stop().await;
+}

@@ -18,7 +18,7 @@ use relevo::{
 use secrecy::SecretString;
 use sqlx::{postgres::PgConnectOptions, PgPool};
 
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 struct Cluster {
     inner: PrivateCluster,
@@ -189,6 +189,21 @@ impl TestApp {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+/// An in-process Relevo with the real workflows (the shop's flows), on
+/// `settings(db)` changed by `configure` (provider secrets, mock URLs, SMTP).
+pub async fn shop(db: &TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut s = settings(db);
+    configure(&mut s);
+    let registry = relevo::workflows::registry(&s).unwrap();
+    spawn_app_with(s, registry).await
+}
+
+/// The status of order `id`, read over the API.
+pub async fn order_status(app: &TestApp, id: &str) -> String {
+    let o: serde_json::Value = app.get(&format!("/api/v1/orders/{id}")).send().await.unwrap().json().await.unwrap();
+    o["status"].as_str().unwrap().to_owned()
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `limit`.

@@ -110,3 +110,39 @@ async fn the_private_cluster_survives_sigkill_and_stops_on_sigterm() {
     assert!(logged.contains("admin-token"), "the token's path is logged");
     assert!(!logged.contains(token.trim()), "the token itself never is");
 }
+
+#[tokio::test]
+async fn as_root_the_data_directory_is_made_enterable_and_a_blocking_ancestor_is_named() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // Only root hands the cluster to another user; nothing to check otherwise.
+    }
+    use relevo::db::cluster::{Error, Options, PrivateCluster};
+    let dir = tempfile::Builder::new().prefix("perm").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+
+    // An ancestor Relevo does not own the data directory of (as `mktemp -d` makes): named in the error.
+    let blocked = dir.path().join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::set_permissions(&blocked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = tokio::task::spawn_blocking({
+        let data = blocked.join("data");
+        move || PrivateCluster::start(&data, None, &Options::default()).unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(matches!(&err, Error::Unreachable { dir, .. } if dir == &blocked), "{err}");
+    assert!(err.to_string().contains("chmod o+x"), "{err}");
+
+    // Relevo's own data directory, 0700 like `mktemp -d`: its mode is fixed and the cluster starts.
+    let own = dir.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let cluster = tokio::task::spawn_blocking({
+        let own = own.clone();
+        move || PrivateCluster::start(&own, None, &Options { unsafe_fast: true }).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::metadata(&own).unwrap().permissions().mode() & 0o777, 0o711);
+    tokio::task::spawn_blocking(move || cluster.stop().unwrap()).await.unwrap();
+}

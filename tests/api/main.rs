@@ -14,4 +14,5 @@ mod mercadopago;
 mod ops;
 mod outbound;
 mod payments;
+mod sqlx_offline;
 mod webhooks;

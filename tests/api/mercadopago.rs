@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use relevo::providers::mercadopago;
+use relevo::{config::Settings, providers::mercadopago};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::{matchers, Mock, MockServer, ResponseTemplate};
@@ -15,13 +15,15 @@ use crate::helpers::*;
 const SECRET: &str = "mp-webhook-secret";
 const TOKEN_MP: &str = "APP_USR-test-token";
 
-async fn shop(db: &TestDb, api: &MockServer) -> TestApp {
-    let mut s = settings(db);
-    s.webhooks.mercadopago_secret = Some(SecretString::from(SECRET));
-    s.mercadopago_access_token = Some(SecretString::from(TOKEN_MP));
-    s.mercadopago_api_base = api.uri();
-    let registry = relevo::workflows::registry(&s).unwrap();
-    spawn_app_with(s, registry).await
+/// Settings for a shop that takes Mercado Pago notifications and reads
+/// payments from the mock `api`.
+fn mercado_pago(api: &MockServer) -> impl FnOnce(&mut Settings) {
+    let base = api.uri();
+    move |s| {
+        s.webhooks.mercadopago_secret = Some(SecretString::from(SECRET));
+        s.mercadopago_access_token = Some(SecretString::from(TOKEN_MP));
+        s.mercadopago_api_base = base;
+    }
 }
 
 /// Anything without the right token gets MP's 401; unknown ids MP's 404.
@@ -94,17 +96,12 @@ async fn new_order(app: &TestApp) -> String {
     o["id"].as_str().unwrap().to_owned()
 }
 
-async fn order_status(app: &TestApp, id: &str) -> String {
-    let o: Value = app.get(&format!("/api/v1/orders/{id}")).send().await.unwrap().json().await.unwrap();
-    o["status"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn an_approved_payment_read_from_the_api_fulfils_its_order_after_5xx_and_429_retries() {
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     let db = TestDb::new().await;
-    let app = shop(&db, &api).await;
+    let app = shop(&db, mercado_pago(&api)).await;
     let order = new_order(&app).await;
     payment_mock(555)
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "internal error", "status": 500})))
@@ -140,7 +137,7 @@ async fn an_unknown_payment_fails_the_run_permanently_with_a_clear_error() {
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     let db = TestDb::new().await;
-    let app = shop(&db, &api).await;
+    let app = shop(&db, mercado_pago(&api)).await;
 
     let run = notify(&app, 2002, 424242).await;
     wait_status(&db.pool, run, "failed", Duration::from_secs(20)).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::seq::SliceRandom;
-use relevo::providers::stripe;
+use relevo::{config::Settings, providers::stripe};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -13,11 +13,9 @@ use crate::helpers::*;
 
 const SECRET: &str = "whsec_payments";
 
-async fn shop(db: &TestDb) -> TestApp {
-    let mut s = settings(db);
+/// Settings for a shop that takes Stripe webhooks signed with `SECRET`.
+fn stripe(s: &mut Settings) {
     s.webhooks.stripe_secrets = vec![SecretString::from(SECRET)];
-    let registry = relevo::workflows::registry(&s).unwrap();
-    spawn_app_with(s, registry).await
 }
 
 async fn product(app: &TestApp, sku: &str, price: i64, stock: i64) {
@@ -64,11 +62,6 @@ async fn send(app: &TestApp, event: &Value) -> u16 {
         .as_u16()
 }
 
-async fn order_status(app: &TestApp, id: &str) -> String {
-    let o: Value = app.get(&format!("/api/v1/orders/{id}")).send().await.unwrap().json().await.unwrap();
-    o["status"].as_str().unwrap().to_owned()
-}
-
 async fn wait_order(app: &TestApp, id: &str, status: &str) {
     wait_for(&format!("order {id} to be {status}"), Duration::from_secs(30), || async {
         (order_status(app, id).await == status).then_some(())
@@ -88,7 +81,7 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_paid_order_is_fulfilled_once_and_a_refund_restores_its_stock_once() {
     let db = TestDb::new().await;
-    let app = shop(&db).await;
+    let app = shop(&db, stripe).await;
     product(&app, "ZAP-001", 4599, 10).await;
     let (id, amount) = order(&app, json!([{"sku": "ZAP-001", "quantity": 2}])).await;
 
@@ -143,7 +136,7 @@ async fn a_paid_order_is_fulfilled_once_and_a_refund_restores_its_stock_once() {
 #[tokio::test]
 async fn a_wrong_amount_or_missing_stock_needs_attention_and_takes_nothing() {
     let db = TestDb::new().await;
-    let app = shop(&db).await;
+    let app = shop(&db, stripe).await;
     product(&app, "CAM-001", 2550, 1).await;
 
     // Oversell: two orders for the last unit, paid at once.
@@ -177,7 +170,7 @@ async fn a_wrong_amount_or_missing_stock_needs_attention_and_takes_nothing() {
 #[tokio::test]
 async fn an_oxxo_voucher_expires_into_cancelled_and_a_late_payment_still_fulfils() {
     let db = TestDb::new().await;
-    let app = shop(&db).await;
+    let app = shop(&db, stripe).await;
     product(&app, "PAN-001", 3990, 3).await;
     let (id, amount) = order(&app, json!([{"sku": "PAN-001", "quantity": 1}])).await;
     let expires = Utc::now().timestamp() + 2;
@@ -199,7 +192,7 @@ async fn an_oxxo_voucher_expires_into_cancelled_and_a_late_payment_still_fulfils
 #[tokio::test]
 async fn a_hundred_orders_with_shuffled_duplicated_events_end_right() {
     let db = TestDb::new().await;
-    let app = shop(&db).await;
+    let app = shop(&db, stripe).await;
     product(&app, "CAL-001", 599, 1000).await;
     let mut orders = vec![];
     let mut events = vec![];
@@ -308,12 +301,12 @@ async fn fake_smtp(fail_first: bool) -> (u16, std::sync::Arc<std::sync::Mutex<Ve
 async fn with_smtp_configured_the_confirmation_is_sent_once_after_a_temporary_refusal() {
     let db = TestDb::new().await;
     let (port, messages) = fake_smtp(true).await;
-    let mut s = settings(&db);
-    s.webhooks.stripe_secrets = vec![SecretString::from(SECRET)];
-    s.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
-    s.email_from = Some("Tienda <ventas@example.mx>".into());
-    let registry = relevo::workflows::registry(&s).unwrap();
-    let app = spawn_app_with(s, registry).await;
+    let app = shop(&db, |s| {
+        stripe(s);
+        s.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
+        s.email_from = Some("Tienda <ventas@example.mx>".into());
+    })
+    .await;
     product(&app, "ZAP-001", 4599, 5).await;
     let (id, amount) = order(&app, json!([{"sku": "ZAP-001", "quantity": 1}])).await;
 
@@ -337,7 +330,7 @@ async fn with_smtp_configured_the_confirmation_is_sent_once_after_a_temporary_re
 #[tokio::test]
 async fn every_permutation_of_an_oxxo_payment_through_the_webhook_ends_fulfilled() {
     let db = TestDb::new().await;
-    let app = shop(&db).await;
+    let app = shop(&db, stripe).await;
     product(&app, "GOR-001", 1500, 100).await;
     let voucher = json!({"next_action": {"type": "oxxo_display_details", "oxxo_display_details":
         {"expires_after": Utc::now().timestamp() + 3600, "hosted_voucher_url": "https://v", "number": "1"}}});

@@ -9,7 +9,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{items_using, Decision, OrderState, OrderStatus, PaymentSignal};
-use crate::domain::{catalog, emails, outbox, payments::PaymentUpdate};
+use crate::domain::{
+    catalog, emails,
+    outbox::{self, EventType},
+    payments::PaymentUpdate,
+};
 
 /// Settings the flow needs from the shop.
 #[derive(Clone, Debug)]
@@ -43,19 +47,20 @@ struct Locked {
 }
 
 async fn lock_using(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Locked>, sqlx::Error> {
-    let row: Option<(OrderStatus, bool, String, String, i64, String)> = sqlx::query_as(
-        "select status, refund_pending, customer_email, customer_name, amount_minor, currency::text
-           from orders where id = $1 for update",
+    let row = sqlx::query!(
+        r#"select status as "status: OrderStatus", refund_pending, customer_email, customer_name, amount_minor,
+                  currency::text as "currency!"
+             from orders where id = $1 for update"#,
+        order_id
     )
-    .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(status, refund_pending, email, name, amount_minor, currency)| Locked {
-        state: OrderState { status, refund_pending },
-        email,
-        name,
-        amount_minor,
-        currency,
+    Ok(row.map(|r| Locked {
+        state: OrderState { status: r.status, refund_pending: r.refund_pending },
+        email: r.customer_email,
+        name: r.customer_name,
+        amount_minor: r.amount_minor,
+        currency: r.currency,
     }))
 }
 
@@ -68,23 +73,21 @@ async fn record_using(
     reason: Option<&str>,
     event_id: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into order_transitions (order_id, from_status, to_status, signal, applied, reason, event_id)
          values ($1, $2, $3, $4, $5, $6, $7)",
+        order_id,
+        from as OrderStatus,
+        to as Option<OrderStatus>,
+        signal,
+        to.is_some(),
+        reason,
+        event_id
     )
-    .bind(order_id)
-    .bind(from)
-    .bind(to)
-    .bind(signal)
-    .bind(to.is_some())
-    .bind(reason)
-    .bind(event_id)
     .execute(&mut *conn)
     .await?;
     if let Some(to) = to {
-        sqlx::query("update orders set status = $2, updated_at = now() where id = $1")
-            .bind(order_id)
-            .bind(to)
+        sqlx::query!("update orders set status = $2, updated_at = now() where id = $1", order_id, to as OrderStatus)
             .execute(conn)
             .await?;
     }
@@ -119,9 +122,7 @@ pub async fn apply_signal_using(
     let from = order.state.status;
     let signal = signal_name(update.signal);
     if let Some(reference) = &update.provider_payment_id {
-        sqlx::query("update orders set payment_ref = coalesce(payment_ref, $2) where id = $1")
-            .bind(order_id)
-            .bind(reference)
+        sqlx::query!("update orders set payment_ref = coalesce(payment_ref, $2) where id = $1", order_id, reference)
             .execute(&mut *conn)
             .await?;
     }
@@ -159,9 +160,7 @@ pub async fn apply_signal_using(
 }
 
 async fn set_refund_pending_using(conn: &mut PgConnection, order_id: Uuid, pending: bool) -> Result<(), sqlx::Error> {
-    sqlx::query("update orders set refund_pending = $2 where id = $1")
-        .bind(order_id)
-        .bind(pending)
+    sqlx::query!("update orders set refund_pending = $2 where id = $1", order_id, pending)
         .execute(conn)
         .await?;
     Ok(())
@@ -176,16 +175,16 @@ async fn publish_move_using(conn: &mut PgConnection, order_id: Uuid, to: OrderSt
 }
 
 /// The domain event (type and payload) that a payment moving an order to `to` publishes.
-fn move_event(order_id: Uuid, to: OrderStatus, update: &PaymentUpdate) -> Option<(&'static str, serde_json::Value)> {
+fn move_event(order_id: Uuid, to: OrderStatus, update: &PaymentUpdate) -> Option<(EventType, serde_json::Value)> {
     let payload = json!({"order_id": order_id, "provider": update.provider, "payment_id": update.provider_payment_id});
     match to {
         OrderStatus::Paid => Some((
-            "payment.received",
+            EventType::PaymentReceived,
             json!({"order_id": order_id, "amount": update.amount, "provider": update.provider}),
         )),
-        OrderStatus::PaymentFailed => Some(("payment.failed", payload)),
-        OrderStatus::Cancelled => Some(("sales_order.cancelled", payload)),
-        OrderStatus::Refunded => Some(("payment.refunded", payload)),
+        OrderStatus::PaymentFailed => Some((EventType::PaymentFailed, payload)),
+        OrderStatus::Cancelled => Some((EventType::SalesOrderCancelled, payload)),
+        OrderStatus::Refunded => Some((EventType::PaymentRefunded, payload)),
         _ => None,
     }
 }
@@ -223,8 +222,7 @@ pub async fn fulfil_using(
     }
     // Lock in sku order so concurrent fulfilments never deadlock.
     for (sku, quantity) in &wanted {
-        let stock: Option<i32> = sqlx::query_scalar("select stock from products where sku = $1 for update")
-            .bind(sku)
+        let stock = sqlx::query_scalar!("select stock from products where sku = $1 for update", sku)
             .fetch_optional(&mut *conn)
             .await?;
         match stock {
@@ -234,9 +232,7 @@ pub async fn fulfil_using(
         }
     }
     for (sku, quantity) in &wanted {
-        sqlx::query("update products set stock = stock - $2, updated_at = now() where sku = $1")
-            .bind(sku)
-            .bind(quantity)
+        sqlx::query!("update products set stock = stock - $2, updated_at = now() where sku = $1", sku, quantity)
             .execute(&mut *conn)
             .await?;
         catalog::record_movement_using(conn, sku, -quantity, "sale", Some(order_id)).await?;
@@ -246,7 +242,7 @@ pub async fn fulfil_using(
     record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::Fulfilled), "fulfilment", None, None).await?;
     outbox::record_using(
         conn,
-        "sales_order.confirmed",
+        EventType::SalesOrderConfirmed,
         json!({"order_id": order_id, "amount_minor": order.amount_minor, "currency": order.currency}),
     )
     .await?;
@@ -271,25 +267,23 @@ fn amount_mismatch(paid: Option<&(i64, String)>, amount_minor: i64, currency: &s
 async fn needs_attention_using(conn: &mut PgConnection, order_id: Uuid, reason: String) -> Result<Fulfilment, sqlx::Error> {
     record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::NeedsAttention), "fulfilment", Some(&reason), None)
         .await?;
-    outbox::record_using(conn, "sales_order.needs_attention", json!({"order_id": order_id, "reason": reason})).await?;
+    outbox::record_using(conn, EventType::SalesOrderNeedsAttention, json!({"order_id": order_id, "reason": reason})).await?;
     Ok(Fulfilment::NeedsAttention { reason })
 }
 
 /// After a refund: puts back the stock this order took, once.
 pub async fn restore_stock_using(conn: &mut PgConnection, order_id: Uuid) -> Result<i64, sqlx::Error> {
-    let taken: Vec<(String, i64)> = sqlx::query_as(
-        "select sku, -sum(delta)::bigint from stock_movements
-          where order_id = $1 and reason in ('sale', 'refund') group by sku having sum(delta) < 0",
+    let taken = sqlx::query!(
+        r#"select sku, -sum(delta)::bigint as "taken!" from stock_movements
+            where order_id = $1 and reason in ('sale', 'refund') group by sku having sum(delta) < 0"#,
+        order_id
     )
-    .bind(order_id)
     .fetch_all(&mut *conn)
     .await?;
     let mut restored = 0;
-    for (sku, quantity) in taken {
+    for (sku, quantity) in taken.into_iter().map(|r| (r.sku, r.taken)) {
         let quantity = i32::try_from(quantity).unwrap_or(i32::MAX);
-        sqlx::query("update products set stock = stock + $2, updated_at = now() where sku = $1")
-            .bind(&sku)
-            .bind(quantity)
+        sqlx::query!("update products set stock = stock + $2, updated_at = now() where sku = $1", &sku, quantity)
             .execute(&mut *conn)
             .await?;
         catalog::record_movement_using(conn, &sku, quantity, "refund", Some(order_id)).await?;
@@ -300,8 +294,7 @@ pub async fn restore_stock_using(conn: &mut PgConnection, order_id: Uuid) -> Res
 
 /// The order a provider payment id belongs to.
 pub async fn order_by_payment_ref(conn: &mut PgConnection, reference: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select id from orders where payment_ref = $1 order by created_at limit 1")
-        .bind(reference)
+    sqlx::query_scalar!("select id from orders where payment_ref = $1 order by created_at limit 1", reference)
         .fetch_optional(conn)
         .await
 }
@@ -336,10 +329,10 @@ mod tests {
     fn each_payment_move_publishes_its_domain_event() {
         let order = Uuid::now_v7();
         let kind = |to| move_event(order, to, &update(PaymentSignal::Succeeded)).map(|(k, _)| k);
-        assert_eq!(kind(OrderStatus::Paid), Some("payment.received"));
-        assert_eq!(kind(OrderStatus::PaymentFailed), Some("payment.failed"));
-        assert_eq!(kind(OrderStatus::Cancelled), Some("sales_order.cancelled"));
-        assert_eq!(kind(OrderStatus::Refunded), Some("payment.refunded"));
+        assert_eq!(kind(OrderStatus::Paid), Some(EventType::PaymentReceived));
+        assert_eq!(kind(OrderStatus::PaymentFailed), Some(EventType::PaymentFailed));
+        assert_eq!(kind(OrderStatus::Cancelled), Some(EventType::SalesOrderCancelled));
+        assert_eq!(kind(OrderStatus::Refunded), Some(EventType::PaymentRefunded));
         assert_eq!(kind(OrderStatus::AwaitingOfflinePayment), None);
         let (_, paid) = move_event(order, OrderStatus::Paid, &update(PaymentSignal::Succeeded)).unwrap();
         assert_eq!(paid["amount"], json!([11748, "MXN"]));

@@ -8,12 +8,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use status::{Decision, OrderState, OrderStatus, PaymentSignal};
 
-use super::{catalog::Sku, outbox, Invalid};
+use super::{
+    catalog::{self, ProductPrice, Sku},
+    outbox::{self, EventType},
+    Invalid,
+};
 
 /// A plausible e-mail address (something@domain.tld, no spaces).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +99,7 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ItemRow {
     pub sku: String,
     pub name: String,
@@ -138,74 +142,105 @@ const ORDER_COLUMNS: &str = "id, status, customer_email, customer_name, customer
 pub async fn create(pool: &PgPool, new: &NewOrder) -> Result<Order, Error> {
     let mut tx = pool.begin().await?;
     let skus: Vec<&str> = new.items.iter().map(|(s, _)| s.as_str()).collect();
-    let products: HashMap<String, (String, i64, String)> =
-        sqlx::query_as::<_, (String, String, i64, String)>(
-            "select sku, name, price_minor, currency::text from products where sku = any($1) for share",
-        )
-        .bind(&skus)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(sku, name, price, currency)| (sku, (name, price, currency)))
-        .collect();
-    let mut items = Vec::with_capacity(new.items.len());
-    let mut currency: Option<String> = None;
+    // Shared locks: a price cannot change between reading and freezing it.
+    let prices = catalog::lock_prices_using(&mut tx, &skus).await?;
+    let priced = price_lines(&new.items, &prices)?;
+    let id = Uuid::now_v7();
+    let order = insert_order_using(&mut tx, id, &new.customer, &priced).await?;
+    insert_items_using(&mut tx, id, &priced.items).await?;
+    outbox::record_using(
+        &mut tx,
+        EventType::SalesOrderCreated,
+        json!({
+            "order_id": id,
+            "amount_minor": priced.amount_minor,
+            "currency": priced.currency,
+            "status": OrderStatus::PendingPayment.as_str(),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Order { order, items: priced.items })
+}
+
+/// Order lines with their prices frozen, and the order's currency and total.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PricedOrder {
+    pub items: Vec<ItemRow>,
+    pub currency: String,
+    pub amount_minor: i64,
+}
+
+/// Prices `lines` from `prices` (keyed by sku): every sku must be known, all
+/// in one currency, and the total must fit in an `i64` of minor units.
+pub fn price_lines(lines: &[(Sku, i32)], prices: &HashMap<String, ProductPrice>) -> Result<PricedOrder, Invalid> {
+    let mut items = Vec::with_capacity(lines.len());
+    let mut currency: Option<&str> = None;
     let mut amount: i64 = 0;
-    for (i, (sku, quantity)) in new.items.iter().enumerate() {
-        let (name, price, cur) = products
+    for (i, (sku, quantity)) in lines.iter().enumerate() {
+        let price = prices
             .get(sku.as_str())
             .ok_or_else(|| Invalid::new(format!("items[{i}].sku"), format!("unknown sku {:?}", sku.as_str())))?;
-        if currency.get_or_insert_with(|| cur.clone()) != cur {
-            return Err(Invalid::new(format!("items[{i}].sku"), "all items of an order must share one currency").into());
+        if *currency.get_or_insert(price.currency.as_str()) != price.currency {
+            return Err(Invalid::new(format!("items[{i}].sku"), "all items of an order must share one currency"));
         }
         amount = price
+            .price_minor
             .checked_mul(i64::from(*quantity))
             .and_then(|line| amount.checked_add(line))
             .ok_or_else(|| Invalid::new("items", "order total is too large"))?;
         items.push(ItemRow {
             sku: sku.as_str().to_owned(),
-            name: name.clone(),
+            name: price.name.clone(),
             quantity: *quantity,
-            unit_price_minor: *price,
+            unit_price_minor: price.price_minor,
         });
     }
-    let id = Uuid::now_v7();
-    let currency = currency.expect("at least one item");
+    let currency = currency.ok_or_else(|| Invalid::new("items", "an order needs at least one item"))?;
+    Ok(PricedOrder {
+        currency: currency.to_owned(),
+        items,
+        amount_minor: amount,
+    })
+}
+
+async fn insert_order_using(
+    conn: &mut PgConnection,
+    id: Uuid,
+    customer: &Customer,
+    priced: &PricedOrder,
+) -> Result<OrderRow, sqlx::Error> {
     let sql = format!(
         "insert into orders (id, customer_email, customer_name, customer_phone, amount_minor, currency)
          values ($1, $2, $3, $4, $5, $6) returning {ORDER_COLUMNS}"
     );
-    let order: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .bind(new.customer.email.as_str())
-        .bind(&new.customer.name)
-        .bind(&new.customer.phone)
-        .bind(amount)
-        .bind(&currency)
-        .fetch_one(&mut *tx)
-        .await?;
+        .bind(customer.email.as_str())
+        .bind(&customer.name)
+        .bind(&customer.phone)
+        .bind(priced.amount_minor)
+        .bind(&priced.currency)
+        .fetch_one(conn)
+        .await
+}
+
+async fn insert_items_using(conn: &mut PgConnection, order_id: Uuid, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     for (line, item) in items.iter().enumerate() {
         sqlx::query(
             "insert into order_items (order_id, line, sku, name, quantity, unit_price_minor)
              values ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(id)
+        .bind(order_id)
         .bind(line as i32)
         .bind(&item.sku)
         .bind(&item.name)
         .bind(item.quantity)
         .bind(item.unit_price_minor)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    outbox::record_using(
-        &mut tx,
-        "sales_order.created",
-        json!({"order_id": id, "amount_minor": amount, "currency": currency, "status": "pending_payment"}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Order { order, items })
+    Ok(())
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<(Order, Vec<TransitionRow>), Error> {
@@ -231,7 +266,7 @@ async fn items_of(pool: &PgPool, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> 
     items_using(&mut conn, id).await
 }
 
-pub(crate) async fn items_using(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
+pub(crate) async fn items_using(conn: &mut PgConnection, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
     sqlx::query_as("select sku, name, quantity, unit_price_minor from order_items where order_id = $1 order by line")
         .bind(id)
         .fetch_all(conn)
@@ -281,6 +316,45 @@ mod tests {
             ("ana@example.mx", "Ana", vec![("A".to_string(), 0)], "items[0].quantity"),
         ] {
             assert_eq!(NewOrder::parse(email, name, None, &items).unwrap_err().field, field);
+        }
+    }
+
+    fn catalog(entries: &[(&str, i64, &str)]) -> HashMap<String, ProductPrice> {
+        entries
+            .iter()
+            .map(|(sku, price, currency)| {
+                let price = ProductPrice { name: format!("{sku} name"), price_minor: *price, currency: (*currency).into() };
+                ((*sku).to_owned(), price)
+            })
+            .collect()
+    }
+
+    fn lines(entries: &[(&str, i32)]) -> Vec<(Sku, i32)> {
+        entries.iter().map(|(sku, q)| (Sku::parse(sku).unwrap(), *q)).collect()
+    }
+
+    #[test]
+    fn lines_are_priced_from_the_catalog_and_totalled() {
+        let prices = catalog(&[("ZAP-001", 4599, "MXN"), ("CAL-002", 250, "MXN")]);
+
+        let priced = price_lines(&lines(&[("ZAP-001", 2), ("CAL-002", 3)]), &prices).unwrap();
+
+        assert_eq!((priced.amount_minor, priced.currency.as_str()), (2 * 4599 + 3 * 250, "MXN"));
+        assert_eq!(priced.items[0], ItemRow { sku: "ZAP-001".into(), name: "ZAP-001 name".into(), quantity: 2, unit_price_minor: 4599 });
+        assert_eq!(priced.items[1].sku, "CAL-002");
+    }
+
+    #[test]
+    fn pricing_refuses_unknown_skus_mixed_currencies_and_overflow() {
+        let prices = catalog(&[("A", 100, "MXN"), ("B", 100, "USD"), ("HUGE", i64::MAX / 2, "MXN")]);
+        for (order, field, message) in [
+            (lines(&[("A", 1), ("NOPE", 1)]), "items[1].sku", "unknown sku \"NOPE\""),
+            (lines(&[("A", 1), ("B", 1)]), "items[1].sku", "all items of an order must share one currency"),
+            (lines(&[("HUGE", 3)]), "items", "order total is too large"),
+            (lines(&[("HUGE", 2), ("A", 1)]), "items", "order total is too large"),
+            (lines(&[]), "items", "an order needs at least one item"),
+        ] {
+            assert_eq!(price_lines(&order, &prices).unwrap_err(), Invalid::new(field, message));
         }
     }
 }

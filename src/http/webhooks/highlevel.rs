@@ -18,6 +18,8 @@ impl HighLevelWebhook {
     /// HighLevel webhooks (`X-GHL-Signature` Ed25519, else legacy `X-WH-Signature`
     /// RSA; `timestamp` within 5 minutes). Deduplicated on `webhookId`. When the
     /// event cannot be stored the answer is 429, the only status HighLevel retries.
+    /// Events of locations not listed in `HIGHLEVEL_LOCATION_IDS` are stored as
+    /// ignored (no run) and answered 200.
     #[oai(path = "/webhooks/highlevel", method = "post", operation_id = "webhooks.highlevel")]
     async fn receive(&self, state: Data<&AppState>, req: &Request, body: Binary<poem::Body>) -> WebhookResponse {
         let incoming = match Incoming::read(Provider::HighLevel, true, &state, req, body.0).await {
@@ -39,7 +41,12 @@ impl HighLevelWebhook {
             use sha2::Digest;
             format!("sha256:{}", hex::encode(sha2::Sha256::digest(&incoming.bytes)))
         });
-        let stored = incoming.event(dedupe, event.webhook_id, event.kind, incoming.json());
+        let mut stored = incoming.event(dedupe, event.webhook_id.clone(), event.kind.clone(), incoming.json());
+        if !event.belongs_to(&state.webhooks.highlevel_location_ids) {
+            // Stored for audit and answered 200 (HighLevel retries only 429), never acted on.
+            let location = event.location_id.as_deref().or(event.company_id.as_deref()).unwrap_or("(none)");
+            stored = stored.ignore(format!("HighLevel location {location} is not connected (HIGHLEVEL_LOCATION_IDS)"));
+        }
         incoming.store(&state, vec![stored]).await
     }
 }

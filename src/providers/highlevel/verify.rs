@@ -69,6 +69,20 @@ impl Keys {
 pub struct HighLevelEvent {
     pub webhook_id: Option<String>,
     pub kind: String,
+    /// The sub-account the event belongs to (`locationId`), and its agency (`companyId`).
+    pub location_id: Option<String>,
+    pub company_id: Option<String>,
+}
+
+impl HighLevelEvent {
+    /// HighLevel's key signs every account's events: only events of the
+    /// connected locations (or their agencies) are ours to act on.
+    pub fn belongs_to(&self, connected: &[String]) -> bool {
+        [&self.location_id, &self.company_id]
+            .into_iter()
+            .flatten()
+            .any(|id| connected.iter().any(|c| c == id))
+    }
 }
 
 #[derive(Deserialize)]
@@ -79,6 +93,10 @@ struct Body {
     webhook_id: Option<String>,
     #[serde(default)]
     timestamp: Option<String>,
+    #[serde(default, rename = "locationId")]
+    location_id: Option<String>,
+    #[serde(default, rename = "companyId")]
+    company_id: Option<String>,
 }
 
 fn present(h: Option<&str>) -> Option<&str> {
@@ -116,6 +134,8 @@ pub fn verify(
     Ok(Verified::new(HighLevelEvent {
         webhook_id: parsed.webhook_id,
         kind: parsed.kind.unwrap_or_else(|| "unknown".into()),
+        location_id: parsed.location_id,
+        company_id: parsed.company_id,
     }))
 }
 
