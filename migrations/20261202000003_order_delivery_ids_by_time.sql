@@ -24,4 +24,4 @@ begin
     return encode(id, 'hex')::uuid;
 end $$;
 
-alter table deliveries alter column id set default gen_random_uuid();
+alter table deliveries alter column id set default gen_uuid_v7();

@@ -26,6 +26,11 @@ pub enum Error {
     Migrate(String),
 }
 
+/// One round trip: whether the database answers.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(drop)
+}
+
 /// The database the service runs on, and the private cluster behind it if any.
 pub struct Database {
     pub pool: PgPool,

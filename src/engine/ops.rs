@@ -319,6 +319,17 @@ impl WorkflowStats {
     }
 }
 
+/// `stats` under a statement timeout: for callers that must not let a slow
+/// scan pile up (metrics scrapes).
+pub async fn stats_within(pool: &PgPool, timeout: std::time::Duration) -> Result<Vec<WorkflowStats>> {
+    let mut tx = pool.begin().await.map_err(super::Error::from)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("set local statement_timeout = {}", timeout.as_millis())))
+        .execute(&mut *tx)
+        .await
+        .map_err(super::Error::from)?;
+    stats(&mut *tx).await
+}
+
 pub async fn stats(conn: impl sqlx::PgExecutor<'_>) -> Result<Vec<WorkflowStats>> {
     Ok(sqlx::query_as(
         "select workflow,

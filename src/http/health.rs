@@ -43,7 +43,7 @@ impl HealthApi {
     /// The process can reach its database.
     #[oai(path = "/readyz", method = "get", operation_id = "health.ready")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
-        let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("select 1").execute(&state.pool)).await;
+        let ping = tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&state.pool)).await;
         match ping {
             Ok(Ok(_)) => ReadyResponse::Ready(Json(HealthOut { status: "ok".into() })),
             _ => ReadyResponse::NotReady(body("database_unavailable", "the database is unreachable")),
@@ -61,7 +61,7 @@ impl HealthApi {
 /// Run gauges are refreshed at most this often, however often Prometheus scrapes.
 const RUN_GAUGES_EVERY: Duration = Duration::from_secs(15);
 /// The grouping query over `engine.runs` gets this long, then Postgres stops it.
-const STATS_STATEMENT_TIMEOUT: &str = "5s";
+const STATS_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A scrape waits this long for a refresh, then answers with the previous figures.
 const SCRAPE_WAIT: Duration = Duration::from_secs(2);
 
@@ -86,12 +86,7 @@ impl RunGauges {
         *refreshed_at = Some(std::time::Instant::now());
         let pool = self.pool.clone();
         let refresh = tokio::spawn(async move {
-            let mut tx = pool.begin().await.map_err(crate::engine::Error::from)?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("set local statement_timeout = '{STATS_STATEMENT_TIMEOUT}'")))
-                .execute(&mut *tx)
-                .await
-                .map_err(crate::engine::Error::from)?;
-            let stats = ops::stats(&mut *tx).await?;
+            let stats = ops::stats_within(&pool, STATS_STATEMENT_TIMEOUT).await?;
             stats.iter().for_each(record_workflow_stats);
             Ok::<_, ops::Error>(())
         });

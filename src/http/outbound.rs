@@ -89,7 +89,7 @@ impl std::fmt::Debug for SubscriptionWithSecretOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubscriptionWithSecretOut")
             .field("subscription", &self.subscription)
-            .field("secret", &self.secret)
+            .field("secret", &REDACTED)
             .finish()
     }
 }
@@ -103,7 +103,7 @@ pub struct SecretOut {
 
 impl std::fmt::Debug for SecretOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretOut").field("secret", &self.secret).finish()
+        f.debug_struct("SecretOut").field("secret", &REDACTED).finish()
     }
 }
 

