@@ -33,7 +33,7 @@ pub struct Settings {
     /// `EMAIL_FROM`, e.g. `Tienda <ventas@example.mx>`.
     pub email_from: Option<String>,
     /// Outbound webhook delivery.
-    pub outbound: crate::outbound::OutboundSettings,
+    pub outbound: OutboundSettings,
     /// `MERCADOPAGO_ACCESS_TOKEN`: reads payments (`GET /v1/payments/{id}`).
     pub mercadopago_access_token: Option<SecretString>,
     /// `MERCADOPAGO_API_BASE` (default https://api.mercadopago.com).
@@ -173,7 +173,7 @@ impl Settings {
                 })?,
             smtp_url: get("SMTP_URL").map(SecretString::from),
             email_from: get("EMAIL_FROM"),
-            outbound: crate::outbound::OutboundSettings::from_lookup(&get)
+            outbound: OutboundSettings::from_lookup(&get)
                 .map_err(|(name, reason)| Error { name, reason })?,
             mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
             mercadopago_api_base: get("MERCADOPAGO_API_BASE").unwrap_or_else(|| MERCADOPAGO_API_BASE.into()),
@@ -223,7 +223,7 @@ impl WebhookSettings {
             mercadopago_secret: get("MERCADOPAGO_WEBHOOK_SECRET").map(SecretString::from),
             mercadopago_max_age: match get("MERCADOPAGO_MAX_AGE") {
                 None => chrono::Duration::hours(1),
-                Some(raw) => crate::outbound::parse_duration(&raw)
+                Some(raw) => parse_duration(&raw)
                     .and_then(|d| chrono::Duration::from_std(d).ok())
                     .ok_or(Error {
                         name: "MERCADOPAGO_MAX_AGE",
@@ -263,6 +263,114 @@ where
         }),
     }
 }
+
+/// `5s`, `30m`, `2h`, `5d` → a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// Outbound webhook delivery settings.
+#[derive(Clone, Debug)]
+pub struct OutboundSettings {
+    /// `RELEVO_OUTBOUND_RETRY_SCHEDULE` (default `5s,5m,30m,2h,5h,10h,10h`): the wait
+    /// after each failed attempt, ±20 % jitter; when exhausted the delivery fails.
+    pub retry_schedule: Vec<Duration>,
+    /// `RELEVO_OUTBOUND_DISABLE_AFTER` (default `5d`): a subscription failing with
+    /// no success for this long is disabled.
+    pub disable_after: Duration,
+    /// `RELEVO_OUTBOUND_ALLOW_NETS`: CIDRs exempt from the SSRF guard.
+    pub allow_nets: AllowNets,
+    /// `RELEVO_OUTBOUND_CONCURRENCY` (default 64): deliveries in flight per node.
+    pub concurrency: usize,
+    /// `RELEVO_OUTBOUND_TIMEOUT` (default `10s`): the whole request.
+    pub request_timeout: Duration,
+    /// `RELEVO_OUTBOUND_LEASE` (default `30s`, must exceed the timeout): how long a
+    /// claimed delivery stays with its sender before another node may take it.
+    pub lease: Duration,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule: ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+                .iter()
+                .filter_map(|s| parse_duration(s))
+                .collect(),
+            disable_after: Duration::from_secs(5 * 86400),
+            allow_nets: AllowNets::default(),
+            concurrency: 64,
+            request_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+impl OutboundSettings {
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, (&'static str, String)> {
+        let mut s = Self::default();
+        if let Some(raw) = get("RELEVO_OUTBOUND_RETRY_SCHEDULE") {
+            s.retry_schedule = raw
+                .split(',')
+                .map(|p| parse_duration(p).ok_or_else(|| format!("{p:?} is not a duration like 5s, 30m, 2h")))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ("RELEVO_OUTBOUND_RETRY_SCHEDULE", e))?;
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_DISABLE_AFTER") {
+            s.disable_after = parse_duration(&raw)
+                .ok_or(("RELEVO_OUTBOUND_DISABLE_AFTER", format!("{raw:?} is not a duration like 5d")))?;
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_ALLOW_NETS") {
+            s.allow_nets = AllowNets::parse(&raw).map_err(|e| ("RELEVO_OUTBOUND_ALLOW_NETS", e))?;
+        }
+        for (name, field) in [("RELEVO_OUTBOUND_TIMEOUT", &mut s.request_timeout), ("RELEVO_OUTBOUND_LEASE", &mut s.lease)] {
+            if let Some(raw) = get(name) {
+                *field = parse_duration(&raw).ok_or((name, format!("{raw:?} is not a duration like 10s")))?;
+            }
+        }
+        if s.lease <= s.request_timeout {
+            return Err(("RELEVO_OUTBOUND_LEASE", "must be longer than RELEVO_OUTBOUND_TIMEOUT".into()));
+        }
+        if let Some(raw) = get("RELEVO_OUTBOUND_CONCURRENCY") {
+            s.concurrency = raw.parse().map_err(|_| ("RELEVO_OUTBOUND_CONCURRENCY", format!("{raw:?}")))?;
+        }
+        Ok(s)
+    }
+}
+
+/// Networks exempt from the guard (e.g. `127.0.0.0/8` for local testing).
+#[derive(Clone, Debug, Default)]
+pub struct AllowNets(Vec<ipnet::IpNet>);
+
+impl AllowNets {
+    pub fn parse(list: &str) -> Result<Self, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{s:?} is not a CIDR network"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

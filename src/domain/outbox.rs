@@ -63,35 +63,16 @@ impl std::fmt::Display for EventType {
     }
 }
 
-/// What `record_using` accepts: an `EventType`, or its string form while the
-/// callers that still pass strings (`orders/fulfilment.rs`,
-/// `outbound/delivery.rs`) move to `EventType`. Remove the `&str` impl then.
-pub trait IntoEventType {
-    fn event_type(&self) -> &str;
-}
-
-impl IntoEventType for EventType {
-    fn event_type(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl IntoEventType for &str {
-    fn event_type(&self) -> &str {
-        self
-    }
-}
-
 /// Records an event in the caller's transaction.
 pub async fn record_using(
     conn: &mut PgConnection,
-    kind: impl IntoEventType,
+    kind: EventType,
     payload: Value,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query("insert into outbox_events (id, type, payload) values ($1, $2, $3)")
         .bind(id)
-        .bind(kind.event_type())
+        .bind(kind.as_str())
         .bind(payload)
         .execute(conn)
         .await?;

@@ -137,5 +137,3 @@ async fn default_to_json<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     Ok(next.call(req).await?.into_response())
 }
 
-// Kept for the list handlers that still name it here (`outbound.rs`).
-pub(crate) use page::parse_cursor;

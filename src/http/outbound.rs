@@ -12,7 +12,12 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{auth::AdminAuth, error::ApiError, parse_cursor, ApiTags, AppState};
+use super::{
+    auth::AdminAuth,
+    error::ApiError,
+    page::{parse_cursor, Limit, Page, PageItem},
+    ApiTags, AppState,
+};
 use crate::{
     domain::Invalid,
     outbound::{
@@ -118,10 +123,8 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
-#[derive(Object, Debug)]
-pub struct SubscriptionPage {
-    pub items: Vec<SubscriptionOut>,
-    pub next_cursor: Option<String>,
+impl PageItem for SubscriptionOut {
+    const PAGE_NAME: &'static str = "SubscriptionPage";
 }
 
 #[derive(Object, Debug)]
@@ -158,10 +161,8 @@ impl From<events::OutboundEvent> for OutboundEventOut {
     }
 }
 
-#[derive(Object, Debug)]
-pub struct OutboundEventPage {
-    pub items: Vec<OutboundEventOut>,
-    pub next_cursor: Option<String>,
+impl PageItem for OutboundEventOut {
+    const PAGE_NAME: &'static str = "OutboundEventPage";
 }
 
 #[derive(Object, Debug)]
@@ -231,10 +232,8 @@ pub struct DeliveryDetailOut {
     pub attempts_log: Vec<DeliveryAttemptOut>,
 }
 
-#[derive(Object, Debug)]
-pub struct DeliveryPage {
-    pub items: Vec<DeliveryOut>,
-    pub next_cursor: Option<String>,
+impl PageItem for DeliveryOut {
+    const PAGE_NAME: &'static str = "DeliveryPage";
 }
 
 #[derive(Object, Debug)]
@@ -307,14 +306,12 @@ impl OutboundApi {
         &self,
         _auth: AdminAuth,
         state: Data<&AppState>,
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<u32>,
+        /// Page size (1–1000, default 50).
+        limit: Limit,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<SubscriptionPage>, ApiError> {
-        let (rows, next) = subscriptions::list(&state.pool, limit.0, parse_cursor(cursor.0.as_deref())?).await?;
-        Ok(Json(SubscriptionPage {
-            items: rows.into_iter().map(Into::into).collect(),
-            next_cursor: next.map(|i| i.to_string()),
-        }))
+    ) -> Result<Json<Page<SubscriptionOut>>, ApiError> {
+        let (rows, next) = subscriptions::list(&state.pool, limit.get(), parse_cursor(cursor.0.as_deref())?).await?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// Show a subscription.
@@ -406,14 +403,12 @@ impl OutboundApi {
         &self,
         _auth: AdminAuth,
         state: Data<&AppState>,
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<u32>,
+        /// Page size (1–1000, default 50).
+        limit: Limit,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<OutboundEventPage>, ApiError> {
-        let (rows, next) = events::list(&state.pool, limit.0, parse_cursor(cursor.0.as_deref())?).await?;
-        Ok(Json(OutboundEventPage {
-            items: rows.into_iter().map(Into::into).collect(),
-            next_cursor: next.map(|i| i.to_string()),
-        }))
+    ) -> Result<Json<Page<OutboundEventOut>>, ApiError> {
+        let (rows, next) = events::list(&state.pool, limit.get(), parse_cursor(cursor.0.as_deref())?).await?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// Deliveries, newest first, by subscription, status or event type.
@@ -426,23 +421,21 @@ impl OutboundApi {
         subscription_id: Query<Option<Uuid>>,
         status: Query<Option<String>>,
         event_type: Query<Option<String>>,
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<u32>,
+        /// Page size (1–1000, default 50).
+        limit: Limit,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<DeliveryPage>, ApiError> {
+    ) -> Result<Json<Page<DeliveryOut>>, ApiError> {
         let cursor = parse_cursor(cursor.0.as_deref())?;
         let status = match status.0.as_deref().map(DeliveryStatus::parse) {
             None => None,
             Some(Some(s)) => Some(s),
             // No delivery has an unknown status: the page is empty, as it was
             // when the filter compared text.
-            Some(None) => return Ok(Json(DeliveryPage { items: vec![], next_cursor: None })),
+            Some(None) => return Ok(Json(Page { items: vec![], next_cursor: None })),
         };
         let filter = deliveries::Filter { subscription_id: subscription_id.0, status, event_type: event_type.0 };
-        let (rows, next) = deliveries::list(&state.pool, &filter, limit.0, cursor).await?;
-        Ok(Json(DeliveryPage {
-            items: rows.into_iter().map(Into::into).collect(),
-            next_cursor: next.map(|i| i.to_string()),
-        }))
+        let (rows, next) = deliveries::list(&state.pool, &filter, limit.get(), cursor).await?;
+        Ok(Json(Page::from_rows(rows, next)))
     }
 
     /// A delivery with every attempt: time, HTTP status or error, duration, response body.
@@ -464,10 +457,6 @@ impl OutboundApi {
         }
         Ok(Json(DeliveryRef { delivery_id: id.0 }))
     }
-}
-
-fn default_limit() -> u32 {
-    50
 }
 
 async fn check_url(state: &AppState, raw: &str) -> Result<url::Url, ApiError> {

@@ -18,9 +18,6 @@ pub(super) const GONE: &str = "the endpoint answered 410 Gone";
 /// `disabled_reason` and the event's `reason` for a streak past the limit.
 pub(super) const FAILING_TOO_LONG: &str = "failing without a success for too long";
 
-/// The event type operators and flows subscribe to: a durable contract.
-const DISABLED_EVENT: &str = "subscription.disabled";
-
 /// A delivery succeeded: the streak, if any, is over.
 pub(super) async fn note_success(pool: &PgPool, subscription: Uuid) -> Result<()> {
     subscriptions::record_success(pool, subscription).await
@@ -43,7 +40,7 @@ pub(super) async fn disable(pool: &PgPool, subscription: Uuid, reason: &str) -> 
     if subscriptions::disable_using(&mut tx, subscription, reason).await? {
         crate::domain::outbox::record_using(
             &mut tx,
-            DISABLED_EVENT,
+            crate::domain::outbox::EventType::SubscriptionDisabled,
             json!({"subscription_id": subscription, "reason": reason}),
         )
         .await?;

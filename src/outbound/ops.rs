@@ -8,17 +8,15 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{deliveries, Result};
-
-/// The test event's type: the fan-out trigger skips it, so it reaches only
-/// the subscription it is addressed to. A durable contract.
-const TEST_EVENT: &str = "relevo.test";
+use crate::domain::outbox::EventType;
 
 /// Sends a `relevo.test` event to one subscription now.
 pub async fn send_test(pool: &PgPool, subscription: Uuid) -> Result<Uuid> {
     let mut tx = pool.begin().await?;
     let event = crate::domain::outbox::record_using(
         &mut tx,
-        TEST_EVENT,
+        // The fan-out trigger skips this type: it reaches only this subscription.
+        EventType::RelevoTest,
         json!({"subscription_id": subscription, "message": "test event from Relevo"}),
     )
     .await?;

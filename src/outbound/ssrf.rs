@@ -11,30 +11,7 @@ use std::{
     sync::Arc,
 };
 
-use ipnet::IpNet;
-
-/// Networks exempt from the guard (e.g. `127.0.0.0/8` for local testing).
-#[derive(Clone, Debug, Default)]
-pub struct AllowNets(Vec<IpNet>);
-
-impl AllowNets {
-    pub fn parse(list: &str) -> Result<Self, String> {
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("{s:?} is not a CIDR network"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Self)
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-}
+pub use crate::config::AllowNets;
 
 /// Why a destination is refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
