@@ -203,7 +203,7 @@ pub async fn update(pool: &PgPool, sku: &str, patch: &ProductPatch) -> Result<Pr
 
 /// Deletes a product; orders keep their frozen copy of its name and price.
 pub async fn delete(pool: &PgPool, sku: &str) -> Result<(), Error> {
-    let done = sqlx::query("delete from products where sku = $1").bind(sku).execute(pool).await?;
+    let done = sqlx::query!("delete from products where sku = $1", sku).execute(pool).await?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound(sku.into()));
     }
@@ -223,8 +223,7 @@ pub async fn adjust_stock(pool: &PgPool, sku: &str, delta: i32, reason: &str) ->
         .fetch_optional(&mut *tx)
         .await?;
     let Some(product) = updated else {
-        let available: Option<i32> = sqlx::query_scalar("select stock from products where sku = $1")
-            .bind(sku)
+        let available = sqlx::query_scalar!("select stock from products where sku = $1", sku)
             .fetch_optional(&mut *tx)
             .await?;
         return Err(match available {
@@ -270,13 +269,15 @@ pub async fn record_movement_using(
     reason: &str,
     order_id: Option<uuid::Uuid>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into stock_movements (sku, delta, reason, order_id) values ($1, $2, $3, $4)")
-        .bind(sku)
-        .bind(delta)
-        .bind(reason)
-        .bind(order_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "insert into stock_movements (sku, delta, reason, order_id) values ($1, $2, $3, $4)",
+        sku,
+        delta,
+        reason,
+        order_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

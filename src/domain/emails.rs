@@ -195,11 +195,13 @@ pub async fn load(pool: &PgPool, id: Uuid) -> Result<Option<EmailRow>, sqlx::Err
 }
 
 pub async fn mark_sent_using(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update emails set status = $2, sent_at = coalesce(sent_at, now()) where id = $1")
-        .bind(id)
-        .bind(EmailStatus::Sent.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "update emails set status = $2, sent_at = coalesce(sent_at, now()) where id = $1",
+        id,
+        EmailStatus::Sent.as_str()
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -212,18 +214,18 @@ pub async fn queue_using(
     smtp_configured: bool,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "insert into emails (id, order_id, to_address, subject, kind, html, text_body, status)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id,
+        order_id,
+        to,
+        &email.subject,
+        email.kind,
+        &email.html,
+        &email.text,
+        EmailStatus::initial(smtp_configured).as_str()
     )
-    .bind(id)
-    .bind(order_id)
-    .bind(to)
-    .bind(&email.subject)
-    .bind(email.kind)
-    .bind(&email.html)
-    .bind(&email.text)
-    .bind(EmailStatus::initial(smtp_configured).as_str())
     .execute(conn)
     .await?;
     Ok(id)

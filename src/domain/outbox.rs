@@ -70,10 +70,7 @@ pub async fn record_using(
     payload: Value,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query("insert into outbox_events (id, type, payload) values ($1, $2, $3)")
-        .bind(id)
-        .bind(kind.as_str())
-        .bind(payload)
+    sqlx::query!("insert into outbox_events (id, type, payload) values ($1, $2, $3)", id, kind.as_str(), payload)
         .execute(conn)
         .await?;
     Ok(id)

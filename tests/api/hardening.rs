@@ -184,6 +184,16 @@ async fn retention_prunes_webhook_runs_and_queue_jobs_and_keeps_their_events_for
         .unwrap();
     assert_eq!(relevo::ingest::events::prune(&db.pool, Retention::default().events).await.unwrap(), 1);
     assert_eq!(count(&db, "select count(*) from inbound_events").await, 1);
+
+    // The events API still shows the kept event, without a run.
+    let app = stripe_gateway(&db).await;
+    let page: Value = app.get("/api/v1/events").send().await.unwrap().json().await.unwrap();
+    let kept = &page["items"][0];
+    assert_eq!((kept["provider_event_id"].as_str(), kept["run_id"].is_null()), (Some("evt_paid"), true), "{page}");
+    let shown = app.get(&format!("/api/v1/events/{}", kept["id"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(shown.status(), 200);
+    assert!(shown.json::<Value>().await.unwrap()["run_status"].is_null());
+    app.stop().await;
 }
 
 #[tokio::test]
