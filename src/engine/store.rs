@@ -610,20 +610,6 @@ pub async fn insert_unkeyed_runs_using(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::RunStatus;
-
-    #[test]
-    fn run_status_labels_are_the_serde_and_postgres_labels() {
-        for status in RunStatus::ALL {
-            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
-            assert_eq!(status.to_string(), status.as_str());
-        }
-        let active: Vec<_> = RunStatus::ALL.into_iter().filter(|s| s.is_active()).collect();
-        assert_eq!(active, [RunStatus::Pending, RunStatus::Running, RunStatus::Sleeping]);
-    }
-}
 
 /// Hands the runs `node` still holds back to the queue: pending again, their
 /// open attempts closed as `released`, their fence bumped so the abandoned
@@ -653,4 +639,19 @@ pub(crate) async fn release_node_runs_using(conn: &mut PgConnection, node: &str)
         rewake_using(conn, *id, workflow, None).await?;
     }
     Ok(held.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus;
+
+    #[test]
+    fn run_status_labels_are_the_serde_and_postgres_labels() {
+        for status in RunStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(status.to_string(), status.as_str());
+        }
+        let active: Vec<_> = RunStatus::ALL.into_iter().filter(|s| s.is_active()).collect();
+        assert_eq!(active, [RunStatus::Pending, RunStatus::Running, RunStatus::Sleeping]);
+    }
 }

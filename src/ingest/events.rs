@@ -251,31 +251,6 @@ pub async fn payload(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
     sqlx::query_scalar!("select payload from inbound_events where id = $1", id).fetch_one(pool).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn nul_and_oversized_keys_become_storable() {
-        let e = NewEvent::new(
-            Provider::Stripe,
-            "evt\0x".into(),
-            Some("evt\0x".into()),
-            "payment_intent.succeeded".into(),
-            json!({}),
-            RawBody::new(b"{}"),
-            json!({"a\0": ["b\0", {"c": "d\0"}], "n": 1}),
-        );
-        assert!(e.dedupe_key.starts_with("sha256:") && e.dedupe_key.len() == 71);
-        assert_eq!(e.provider_event_id.as_deref(), Some("evt\u{FFFD}x"));
-        assert_eq!(e.payload, json!({"a\u{FFFD}": ["b\u{FFFD}", {"c": "d\u{FFFD}"}], "n": 1}));
-        let long = NewEvent::new(Provider::Stripe, "k".repeat(3000), None, "t".into(), json!({}), RawBody::new(b""), json!({}));
-        assert!(long.dedupe_key.starts_with("sha256:"));
-        let plain = NewEvent::new(Provider::Stripe, "evt_1".into(), None, "t".into(), json!({}), RawBody::new(b""), json!({}));
-        assert_eq!(plain.dedupe_key, "evt_1");
-    }
-}
 
 /// Deletes events received longer than `age` ago (their runs were pruned
 /// earlier, or are pruned with them: `run_id` is set null), then the bodies no
@@ -303,4 +278,30 @@ pub async fn prune(pool: &PgPool, age: std::time::Duration) -> Result<u64, crate
     })
     .await?;
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nul_and_oversized_keys_become_storable() {
+        let e = NewEvent::new(
+            Provider::Stripe,
+            "evt\0x".into(),
+            Some("evt\0x".into()),
+            "payment_intent.succeeded".into(),
+            json!({}),
+            RawBody::new(b"{}"),
+            json!({"a\0": ["b\0", {"c": "d\0"}], "n": 1}),
+        );
+        assert!(e.dedupe_key.starts_with("sha256:") && e.dedupe_key.len() == 71);
+        assert_eq!(e.provider_event_id.as_deref(), Some("evt\u{FFFD}x"));
+        assert_eq!(e.payload, json!({"a\u{FFFD}": ["b\u{FFFD}", {"c": "d\u{FFFD}"}], "n": 1}));
+        let long = NewEvent::new(Provider::Stripe, "k".repeat(3000), None, "t".into(), json!({}), RawBody::new(b""), json!({}));
+        assert!(long.dedupe_key.starts_with("sha256:"));
+        let plain = NewEvent::new(Provider::Stripe, "evt_1".into(), None, "t".into(), json!({}), RawBody::new(b""), json!({}));
+        assert_eq!(plain.dedupe_key, "evt_1");
+    }
 }

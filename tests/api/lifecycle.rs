@@ -153,7 +153,7 @@ async fn as_root_the_data_directory_is_made_enterable_and_a_blocking_ancestor_is
 }
 
 #[tokio::test]
-async fn a_fresh_node_exports_every_metric_and_never_logs_query_strings() {
+async fn a_fresh_node_exports_every_metric_queries_runs_at_most_every_15_s_and_never_logs_query_strings() {
     // Arrange: a new process (the metrics recorder is process-wide).
     let dir = tempfile::Builder::new().prefix("obs").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (data, log, port) = (dir.path().join("d"), dir.path().join("relevo.log"), free_port());
@@ -161,8 +161,17 @@ async fn a_fresh_node_exports_every_metric_and_never_logs_query_strings() {
     wait_ready(port).await;
     let client = reqwest::Client::new();
 
-    // Act: a scrape before anything happened, then Meta's handshake.
-    let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    let socket = data.join("pg").to_string_lossy().replace('%', "%25").replace('/', "%2F");
+    let pool = sqlx::PgPool::connect(&format!("postgres://relevo@{socket}/relevo")).await.unwrap();
+    let failed_run = "insert into engine.runs (id, workflow, input, status, finished_at)
+                      values (gen_random_uuid(), 'gauge.probe', '{}', 'failed', now())";
+    sqlx::query(failed_run).execute(&pool).await.unwrap();
+    let scrape = || async {
+        client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap()
+    };
+
+    // Act: a scrape before any webhook, then Meta's handshake.
+    let metrics = scrape().await;
     let handshake = client
         .get(format!(
             "http://127.0.0.1:{port}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-token-never-logged&hub.challenge=42"
@@ -183,6 +192,16 @@ async fn a_fresh_node_exports_every_metric_and_never_logs_query_strings() {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
     assert_eq!(handshake.text().await.unwrap(), "42");
+
+    // Run gauges: scrapes query engine.runs at most every 15 s, however often they come.
+    assert!(metrics.contains("relevo_runs{workflow=\"gauge.probe\",status=\"failed\"} 1"), "{metrics}");
+    sqlx::query(failed_run).execute(&pool).await.unwrap();
+    for _ in 0..20 {
+        let again = scrape().await;
+        assert!(again.contains("relevo_runs{workflow=\"gauge.probe\",status=\"failed\"} 1"), "refreshed within 15 s");
+    }
+    pool.close().await;
+
     // SAFETY: plain kill(2) of our child.
     unsafe { libc::kill(node.id().unwrap() as i32, libc::SIGTERM) };
     tokio::time::timeout(Duration::from_secs(10), node.wait()).await.unwrap().unwrap();
