@@ -26,6 +26,16 @@ pub enum Error {
     Migrate(String),
 }
 
+/// Whether Postgres refused a statement for the values in it (SQLSTATE class
+/// 22 data exception, 23 integrity constraint violation, 54 program limit
+/// exceeded) rather than because it is unreachable, busy or shutting down:
+/// only the former can be one row's fault, so only then is a batch worth
+/// retrying row by row.
+pub fn refuses_values(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    db.code().is_some_and(|code| ["22", "23", "54"].iter().any(|class| code.starts_with(class)))
+}
+
 /// One round trip: whether the database answers.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("select 1").execute(pool).await.map(drop)

@@ -118,12 +118,9 @@ enum CommitError {
 }
 
 impl CommitError {
-    /// Postgres refused the data itself (SQLSTATE class 22, 23 or 54), not the connection.
+    /// Postgres refused the data itself, not the connection.
     fn is_data_error(&self) -> bool {
-        let Self::Engine(crate::engine::Error::Database(sqlx::Error::Database(e))) = self else {
-            return false;
-        };
-        e.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("54"))
+        matches!(self, Self::Engine(crate::engine::Error::Database(e)) if crate::db::refuses_values(e))
     }
 }
 

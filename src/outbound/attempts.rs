@@ -113,7 +113,7 @@ pub type Committed = Result<(), Arc<sqlx::Error>>;
 pub async fn record_batch(pool: &PgPool, batch: &[AttemptResult]) -> Vec<Committed> {
     match write_batch(pool, batch).await {
         Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-        Err(e) if is_data_error(&e) => {
+        Err(e) if crate::db::refuses_values(&e) => {
             if let [only] = batch {
                 return vec![record_unstorable(pool, only, &e).await];
             }
@@ -121,7 +121,7 @@ pub async fn record_batch(pool: &PgPool, batch: &[AttemptResult]) -> Vec<Committ
             for r in batch {
                 committed.push(match write_batch(pool, std::slice::from_ref(r)).await {
                     Ok(()) => Ok(()),
-                    Err(e) if is_data_error(&e) => record_unstorable(pool, r, &e).await,
+                    Err(e) if crate::db::refuses_values(&e) => record_unstorable(pool, r, &e).await,
                     Err(e) => Err(Arc::new(e)),
                 });
             }
@@ -132,15 +132,6 @@ pub async fn record_batch(pool: &PgPool, batch: &[AttemptResult]) -> Vec<Committ
             batch.iter().map(|_| Err(e.clone())).collect()
         }
     }
-}
-
-/// Whether Postgres refused a statement for the values in it (SQLSTATE class
-/// 22 data exception, 23 integrity constraint violation, 54 program limit
-/// exceeded) rather than because it is unreachable, busy or shutting down:
-/// only the former can be one row's fault.
-fn is_data_error(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else { return false };
-    db.code().is_some_and(|code| ["22", "23", "54"].iter().any(|class| code.starts_with(class)))
 }
 
 /// Records `r`, which Postgres refused with `refused`, as a failed attempt
