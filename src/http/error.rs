@@ -104,6 +104,14 @@ impl ApiError {
     /// Logs the cause and answers 503 when the database is unreachable, else an
     /// opaque 500.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        // A value Postgres cannot hold (NUL in text, `\u0000` in JSON, an index
+        // entry too large) is the client's input, not our fault.
+        if find_sqlx(cause).is_some_and(|e| {
+            crate::db::refuses_values(e) && !matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("23")))
+        }) {
+            tracing::info!(error.message = %cause, "request refused: a value cannot be stored");
+            return Self::bad_request("invalid_value", "the request carries a value that cannot be stored (e.g. a NUL character)");
+        }
         if is_unavailable(cause) {
             tracing::warn!(error.message = %cause, "database unavailable");
             return Self::Unavailable(body("database_unavailable", "the database is unreachable; retry later"));
@@ -129,18 +137,23 @@ impl From<crate::engine::Error> for ApiError {
 /// pool timeout, connection killed, database not accepting connections) rather
 /// than a fault in our SQL.
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_sqlx(e).is_some_and(sqlx_unavailable)
+}
+
+/// The database error in an error chain, if any.
+fn find_sqlx<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a sqlx::Error> {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(e) = err.downcast_ref::<sqlx::Error>() {
-            return sqlx_unavailable(e);
+            return Some(e);
         }
         // `#[error(transparent)]` wrappers skip the sqlx error in `source()`.
         if let Some(crate::engine::Error::Database(e)) = err.downcast_ref::<crate::engine::Error>() {
-            return sqlx_unavailable(e);
+            return Some(e);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 fn sqlx_unavailable(e: &sqlx::Error) -> bool {

@@ -503,3 +503,17 @@ async fn an_http2_post_without_content_type_or_length_keeps_its_body() {
     assert_eq!(count(&db, "select count(*) from inbound_events").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn values_postgres_cannot_store_are_a_400_not_a_500() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await;
+    let product = json!({"sku": "NUL-1", "name": "Zapato\u{0}", "price_minor": 1, "currency": "MXN", "stock": 1});
+    let event = json!({"type": "stock.low", "payload": {"note": "a\u{0}b"}, "idempotency_key": "nul-1"});
+    for (path, body) in [("/api/v1/products", product), ("/api/v1/outbound-events", event)] {
+        let resp = app.post(path).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "invalid_value", "{path}");
+    }
+    app.stop().await;
+}
