@@ -135,9 +135,20 @@ async fn a_nul_in_one_webhook_fails_no_other_webhook_of_its_batch() {
 
 #[tokio::test]
 async fn retention_prunes_webhook_runs_and_queue_jobs_and_keeps_their_events_for_audit() {
-    // Arrange: real webhook runs (one of them fulfils an order), all finished.
+    // Arrange: real webhook runs (one fulfils an order, whose confirmation is
+    // delivered to a subscriber), all finished.
     let db = TestDb::new().await;
-    let app = stripe_gateway(&db).await;
+    let subscriber = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&subscriber)
+        .await;
+    let mut s = settings(&db);
+    s.webhooks.stripe_secrets = vec![SecretString::from(STRIPE_SECRET)];
+    s.outbound.allow_nets = relevo::outbound::ssrf::AllowNets::parse("127.0.0.0/8").unwrap();
+    let app = app_with(s).await;
+    let subscription = json!({"url": format!("{}/hooks", subscriber.uri()), "event_types": ["sales_order.confirmed"]});
+    assert_eq!(app.post("/api/v1/subscriptions").json(&subscription).send().await.unwrap().status(), 201);
     let product = json!({"sku": "ZAP-1", "name": "Zapatos", "price_minor": 1000, "currency": "MXN", "stock": 5});
     assert_eq!(app.post("/api/v1/products").json(&product).send().await.unwrap().status(), 201);
     let order: Value = app
@@ -159,6 +170,10 @@ async fn retention_prunes_webhook_runs_and_queue_jobs_and_keeps_their_events_for
         (count(&db, "select count(*) from engine.runs where status = 'succeeded'").await == 3).then_some(())
     })
     .await;
+    wait_for("the confirmation to be delivered", Duration::from_secs(20), || async {
+        (count(&db, "select count(*) from deliveries where status = 'delivered'").await == 1).then_some(())
+    })
+    .await;
     app.stop().await;
     sqlx::query("update engine.runs set finished_at = now() - interval '200 hours'").execute(&db.pool).await.unwrap();
     sqlx::query("update apalis.jobs set done_at = now() - interval '200 hours' where done_at is not null")
@@ -175,6 +190,7 @@ async fn retention_prunes_webhook_runs_and_queue_jobs_and_keeps_their_events_for
     assert_eq!(count(&db, "select count(*) from engine.runs").await, 0);
     assert_eq!(count(&db, "select count(*) from inbound_events where run_id is null").await, 2);
     assert_eq!(count(&db, "select count(*) from orders where status = 'fulfilled'").await, 1);
+    assert_eq!(count(&db, "select count(*) from deliveries where status = 'delivered'").await, 1);
 
     // Events have their own retention (90 days by default).
     assert_eq!(relevo::ingest::events::prune(&db.pool, Retention::default().events).await.unwrap(), 0);
