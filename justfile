@@ -25,6 +25,10 @@ bench-ingest seconds="10":
 bench-deliver events="20000" seconds="60":
     cargo run --release --bin bench-deliver -- --events {{events}} --seconds {{seconds}}
 
+# Quote parser: 10,000 generated Spanish order messages against a generated 1,000-product catalog, one core.
+bench-quotes:
+    cargo run --release --bin bench-quotes
+
 # Regenerate `.sqlx/` (offline data of the checked query macros) against a
 # throwaway migrated Postgres; commit it with the query change.
 sqlx-prepare:

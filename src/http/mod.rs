@@ -9,6 +9,7 @@ mod orders;
 mod outbound;
 pub mod page;
 mod products;
+mod quotes;
 pub mod runs;
 mod webhooks;
 
@@ -61,6 +62,7 @@ type Apis = (
     runs::RunsApi,
     events::EventsApi,
     (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
+    quotes::QuotesApi,
     (
         webhooks::StripeWebhook,
         webhooks::MercadoPagoWebhook,

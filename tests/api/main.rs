@@ -14,5 +14,6 @@ mod mercadopago;
 mod ops;
 mod outbound;
 mod payments;
+mod quotes;
 mod sqlx_offline;
 mod webhooks;
