@@ -38,6 +38,8 @@ pub struct Settings {
     pub mercadopago_access_token: Option<SecretString>,
     /// `MERCADOPAGO_API_BASE` (default https://api.mercadopago.com).
     pub mercadopago_api_base: String,
+    /// WhatsApp Cloud API sends (replies, mark-as-read).
+    pub whatsapp: WhatsAppSettings,
     /// `RELEVO_RUN_WORKERS` (default true): `false` makes an API-only node
     /// (receives webhooks, serves ops) while other nodes execute runs.
     pub run_workers: bool,
@@ -177,11 +179,56 @@ impl Settings {
                 .map_err(|(name, reason)| Error { name, reason })?,
             mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
             mercadopago_api_base: get("MERCADOPAGO_API_BASE").unwrap_or_else(|| MERCADOPAGO_API_BASE.into()),
+            whatsapp: WhatsAppSettings::from_lookup(&get)?,
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
                 Some("1" | "true" | "yes")
             ),
+        })
+    }
+}
+
+/// Meta's Graph API, where WhatsApp Cloud API messages are sent.
+pub const WHATSAPP_API_BASE: &str = "https://graph.facebook.com";
+/// The Graph API version used for sends.
+pub const WHATSAPP_API_VERSION: &str = "v23.0";
+
+/// Sending WhatsApp messages. Without a token or phone number id, quotes are
+/// still stored and the send step fails naming the missing variable.
+#[derive(Clone)]
+pub struct WhatsAppSettings {
+    /// `WHATSAPP_API_BASE` (default https://graph.facebook.com).
+    pub api_base: String,
+    /// `WHATSAPP_API_VERSION` (default v23.0).
+    pub api_version: String,
+    /// `WHATSAPP_PHONE_NUMBER_ID`: the business number that sends.
+    pub phone_number_id: Option<String>,
+    /// `WHATSAPP_ACCESS_TOKEN`: Bearer token of the Graph API.
+    pub access_token: Option<SecretString>,
+    /// `WHATSAPP_SEND_RETRY_SCHEDULE` (default `1m,2m,4m,8m,16m`): the backoff
+    /// ceilings after each transient send failure; when exhausted the run fails.
+    pub send_retry_schedule: Vec<Duration>,
+}
+
+impl WhatsAppSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let schedule = get("WHATSAPP_SEND_RETRY_SCHEDULE").unwrap_or_else(|| "1m,2m,4m,8m,16m".into());
+        let send_retry_schedule: Vec<Duration> = list(Some(schedule.clone()))
+            .iter()
+            .map(|s| parse_duration(s))
+            .collect::<Option<_>>()
+            .filter(|v: &Vec<Duration>| !v.is_empty())
+            .ok_or(Error {
+                name: "WHATSAPP_SEND_RETRY_SCHEDULE",
+                reason: format!("{schedule:?} is not a list of durations like 1m,2m,4m"),
+            })?;
+        Ok(Self {
+            api_base: get("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into()),
+            api_version: get("WHATSAPP_API_VERSION").unwrap_or_else(|| WHATSAPP_API_VERSION.into()),
+            phone_number_id: get("WHATSAPP_PHONE_NUMBER_ID"),
+            access_token: get("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
+            send_retry_schedule,
         })
     }
 }

@@ -52,6 +52,16 @@ impl Application {
             settings.webhooks.highlevel_rsa_public_key_pem.as_deref(),
         )
         .context("HIGHLEVEL_WEBHOOK_PUBLIC_KEY / HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY")?;
+        // Each workflow's worker keeps one pooled LISTEN connection, the outbound
+        // worker one more; the rest serve requests and runs.
+        let listeners = registry.names().count() as u32 + 1;
+        if settings.run_workers && settings.db_pool_size < listeners + 3 {
+            tracing::warn!(
+                pool = settings.db_pool_size,
+                listeners,
+                "RELEVO_DB_POOL_SIZE leaves fewer than 3 connections beside the workers' listeners; requests may wait"
+            );
+        }
         let engine = Engine::new(database.pool.clone(), registry, settings.engine.clone());
         log_unconfigured_providers(&settings.webhooks);
         let ingest = crate::ingest::IngestWriter::spawn(

@@ -8,7 +8,8 @@
 //! | Stripe `payment_intent.*`, `checkout.session.*`, `charge.refunded` | `Payment`                                           | `payment_fulfilment`, keyed by the order      |
 //! | Mercado Pago `payment*` notification                              | `FetchMercadoPagoPayment` → `fetch_payment` → `Payment` | `payment_fulfilment`, keyed by the order  |
 //! | a payment that references no known order                          | `Payment`                                           | none (`not_started`, with the reason)         |
-//! | other Stripe / Mercado Pago types, WhatsApp, HighLevel            | `Ignored`                                           | none                                          |
+//! | WhatsApp `message.*` (any message type)                           | `WhatsAppMessage`                                   | `whatsapp_conversation`, keyed by `wa:<wa_id>` |
+//! | other Stripe / Mercado Pago types, WhatsApp statuses, HighLevel   | `Ignored`                                           | none                                          |
 //!
 //! Flows started by other flows: `payment_fulfilment` → `oxxo_expiry` (voucher
 //! timer) and `email_delivery` (when SMTP is configured).
@@ -18,6 +19,7 @@ pub mod inbound_event;
 pub mod oxxo_expiry;
 pub mod payment_fulfilment;
 pub mod selftest;
+pub mod whatsapp_conversation;
 
 use std::sync::Arc;
 
@@ -29,11 +31,12 @@ use uuid::Uuid;
 use self::{
     inbound_event::{InboundEvent, InboundEventInput},
     payment_fulfilment::{PaymentFulfilment, PaymentFulfilmentInput},
+    whatsapp_conversation::{WhatsAppConversation, WhatsAppConversationInput},
 };
 use crate::{
     config::Settings,
     domain::orders::fulfilment::Shop,
-    engine::{self, Engine, NewRun, Registry, StepError, Workflow},
+    engine::{self, Engine, NewRun, Registry, RetryPolicy, StepError, Workflow},
     ingest::{EntryFlow, StoredEvent},
     providers::Route,
 };
@@ -58,7 +61,8 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
             }),
         })
         .register(PaymentFulfilment { shop: shop.clone() })
-        .register(oxxo_expiry::OxxoExpiry { shop });
+        .register(oxxo_expiry::OxxoExpiry { shop })
+        .register(whatsapp_conversation(&settings.whatsapp));
     if let Some(mailer) = mailer {
         registry = registry.register(email_delivery::EmailDelivery { mailer });
     }
@@ -67,6 +71,33 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
         registry = selftest::register(registry);
     }
     Ok(registry)
+}
+
+/// The WhatsApp flow: its client when WHATSAPP_ACCESS_TOKEN and
+/// WHATSAPP_PHONE_NUMBER_ID are set, and its send retries from
+/// WHATSAPP_SEND_RETRY_SCHEDULE (the engine's full-jitter backoff: base = the
+/// first delay, doubling up to the longest, one attempt per entry plus the first).
+fn whatsapp_conversation(wa: &crate::config::WhatsAppSettings) -> WhatsAppConversation {
+    let client = match (&wa.access_token, &wa.phone_number_id) {
+        (Some(token), Some(phone_number_id)) => Ok(Arc::new(crate::providers::whatsapp::client::Client::new(
+            &wa.api_base,
+            &wa.api_version,
+            phone_number_id,
+            token.clone(),
+        ))),
+        (None, Some(_)) => Err("WHATSAPP_ACCESS_TOKEN is not set; set it and retry this run".to_owned()),
+        (Some(_), None) => Err("WHATSAPP_PHONE_NUMBER_ID is not set; set it and retry this run".to_owned()),
+        (None, None) => {
+            Err("WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are not set; set them and retry this run".to_owned())
+        }
+    };
+    let schedule = &wa.send_retry_schedule;
+    let retry = RetryPolicy {
+        max_attempts: u32::try_from(schedule.len() + 1).unwrap_or(u32::MAX),
+        base: schedule.first().copied().unwrap_or(std::time::Duration::from_secs(60)),
+        cap: schedule.iter().max().copied().unwrap_or(std::time::Duration::from_secs(16 * 60)),
+    };
+    WhatsAppConversation { client, retry }
 }
 
 /// The flow every stored webhook starts: `inbound_event`.
@@ -125,6 +156,17 @@ async fn start_routed_using(tx: &mut PgConnection, event_id: Uuid, route: Route)
         },
         Route::FetchMercadoPagoPayment { .. } => {
             return Err(StepError::permanent("a Mercado Pago payment must be fetched before it is routed"))
+        }
+        Route::WhatsAppMessage { wa_id, wamid, kind, text, name } => {
+            let input = WhatsAppConversationInput {
+                wa_id: wa_id.clone(),
+                wamid: wamid.clone(),
+                kind: kind.clone(),
+                text: text.clone(),
+                name: name.clone(),
+                event_id: Some(event_id),
+            };
+            started::<WhatsAppConversation>(tx, &input, event_id).await?
         }
         Route::Ignored { reason } => Dispatch::NotStarted { reason: reason.clone() },
     };

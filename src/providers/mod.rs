@@ -55,7 +55,7 @@ impl Provider {
         match self {
             Self::Stripe => stripe::payload::route(payload),
             Self::MercadoPago => mercadopago::payload::route(kind, payload),
-            Self::WhatsApp => whatsapp::payload::route(kind),
+            Self::WhatsApp => whatsapp::payload::route(kind, payload),
             Self::HighLevel => highlevel::payload::route(kind),
         }
     }

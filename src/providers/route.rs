@@ -15,6 +15,15 @@ pub enum Route {
     /// A Mercado Pago notification: only the payment read from the API is trusted,
     /// so it must be fetched before it can be routed.
     FetchMercadoPagoPayment { payment_id: String },
+    /// A WhatsApp shopper wrote (`kind`: the message type, `text` for text,
+    /// button and interactive replies; `name`: the sender's profile name).
+    WhatsAppMessage {
+        wa_id: String,
+        wamid: String,
+        kind: String,
+        text: Option<String>,
+        name: Option<String>,
+    },
     /// Nothing to do for this event; the reason is kept for ops.
     Ignored { reason: String },
 }

@@ -29,7 +29,9 @@ fn serve_with(data_dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> C
         .env_remove("RELEVO_ADMIN_TOKEN")
         .env("RELEVO_DATA_DIR", data_dir)
         .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
-        .env("RELEVO_DB_POOL_SIZE", "5")
+        // Each registered workflow keeps one pooled LISTEN connection (apalis
+        // pubsub), and the outbound worker one more: leave room for queries.
+        .env("RELEVO_DB_POOL_SIZE", "8")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -17,3 +17,4 @@ mod payments;
 mod quotes;
 mod sqlx_offline;
 mod webhooks;
+mod whatsapp;

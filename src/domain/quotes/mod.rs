@@ -15,6 +15,7 @@ pub mod money;
 mod parser;
 mod quote;
 pub mod reply;
+pub mod conversation;
 pub mod store;
 pub mod text;
 

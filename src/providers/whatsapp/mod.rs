@@ -1,3 +1,4 @@
 //! Meta WhatsApp Cloud API.
+pub mod client;
 pub mod payload;
 pub mod verify;
