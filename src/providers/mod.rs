@@ -140,3 +140,22 @@ pub(crate) fn hex_sig_matches(expected_lower_hex: &str, received: &str) -> bool 
     received.len() == expected_lower_hex.len()
         && ct_eq(expected_lower_hex.as_bytes(), received.to_ascii_lowercase().as_bytes())
 }
+
+/// What a provider's API answered: the status, `Retry-After` in seconds, and
+/// the JSON body (null when there is none or it is not JSON).
+pub(crate) struct Answer {
+    pub status: u16,
+    pub retry_after_secs: Option<i64>,
+    pub body: serde_json::Value,
+}
+
+pub(crate) async fn read_answer(resp: reqwest::Response) -> Answer {
+    let status = resp.status().as_u16();
+    let retry_after_secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    Answer { status, retry_after_secs, body }
+}

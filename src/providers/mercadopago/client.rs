@@ -79,13 +79,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| Error::Unreachable(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let retry_after_secs = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok());
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let crate::providers::Answer { status, retry_after_secs, body } = crate::providers::read_answer(resp).await;
         let message = body["message"].as_str().unwrap_or("").to_owned();
         match status {
             200 => parse_payment(&body).ok_or(Error::Malformed),

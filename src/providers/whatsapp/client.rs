@@ -107,17 +107,11 @@ impl Client {
             .send()
             .await
             .map_err(|e| Error::Unreachable(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok());
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let crate::providers::Answer { status, retry_after_secs, body } = crate::providers::read_answer(resp).await;
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        Err(classify(status, &body, retry_after))
+        Err(classify(status, &body, retry_after_secs))
     }
 }
 
