@@ -13,6 +13,7 @@ mod executor;
 pub mod ops;
 pub mod retention;
 mod retry;
+mod status;
 pub mod store;
 mod worker;
 mod workflow;

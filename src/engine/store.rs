@@ -4,14 +4,22 @@
 
 use std::collections::HashMap;
 
-use apalis::prelude::TaskBuilder;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{error::Result, workflow::queue_name};
+mod bulk;
+mod wake;
+
+pub use self::bulk::insert_unkeyed_runs_using;
+pub(crate) use self::bulk::release_node_runs_using;
+pub use self::wake::push_wake_using;
+pub(crate) use self::wake::{rewake_using, wake_next_of_key_using};
+pub use super::status::RunStatus;
+pub(crate) use super::status::AttemptOutcome;
+use super::error::Result;
 
 /// The only thing a queue job carries. `wake` must equal `runs.wake_seq` for the
 /// job to act: every reschedule bumps it, so older jobs become no-ops.
@@ -21,109 +29,11 @@ pub struct WakeJob {
     pub wake: i64,
 }
 
-/// A run's lifecycle state: the Postgres enum `engine.run_status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "engine.run_status", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Pending,
-    Running,
-    Sleeping,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl RunStatus {
-    pub const ALL: [Self; 6] = [
-        Self::Pending,
-        Self::Running,
-        Self::Sleeping,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    /// The label in `engine.run_status` (and in the API).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Sleeping => "sleeping",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether the run still has work ahead (the partial indexes on
-    /// `engine.runs` cover exactly these statuses).
-    pub const fn is_active(self) -> bool {
-        matches!(self, Self::Pending | Self::Running | Self::Sleeping)
-    }
-
-    /// Whether the run is finished: only an ops retry moves it again.
-    pub const fn is_terminal(self) -> bool {
-        !self.is_active()
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How an attempt ended, as stored in `engine.run_attempts.outcome` (text:
-/// the SQL of `engine.claim_run` and shutdown also write `crashed` and
-/// `released`, which Rust never passes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AttemptOutcome {
-    Succeeded,
-    Failed,
-    Retry,
-    RateLimited,
-    Sleeping,
-    LostLease,
-}
-
-impl AttemptOutcome {
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Retry => "retry",
-            Self::RateLimited => "rate_limited",
-            Self::Sleeping => "sleeping",
-            Self::LostLease => "lost_lease",
-        }
-    }
-}
-
 /// A step's stored checkpoint.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredStep {
     pub sleeping: bool,
     pub output: Value,
-}
-
-/// Enqueues a wake-up for `run_id` at `at` (now if `None`) in the caller's
-/// transaction, so the job exists exactly when the change that needs it commits.
-pub async fn push_wake_using(
-    conn: &mut PgConnection,
-    workflow: &str,
-    job: WakeJob,
-    at: Option<DateTime<Utc>>,
-) -> Result<()> {
-    let bytes = serde_json::to_vec(&job).expect("WakeJob serialises");
-    let mut task = TaskBuilder::new(bytes).max_attempts(25);
-    if let Some(at) = at {
-        // apalis stores run_at in whole seconds: round up so a job never runs early.
-        let ms = at.timestamp_millis().max(0) as u64;
-        task = task.run_at_timestamp(ms.div_ceil(1000));
-    }
-    apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), vec![task.build()]).await?;
-    Ok(())
 }
 
 /// Takes the per-key lock that serialises claims and completions of one ordering key.
@@ -375,41 +285,6 @@ pub(crate) async fn reschedule_using(
     Ok(true)
 }
 
-/// A new wake-up for a run nobody is executing (lease held elsewhere, ops retry).
-pub(crate) async fn rewake_using(
-    conn: &mut PgConnection,
-    id: Uuid,
-    workflow: &str,
-    at: Option<DateTime<Utc>>,
-) -> Result<()> {
-    let wake: i64 = sqlx::query_scalar(
-        "update engine.runs set wake_seq = wake_seq + 1, next_run_at = coalesce($2, now()), updated_at = now()
-          where id = $1 returning wake_seq",
-    )
-    .bind(id)
-    .bind(at)
-    .fetch_one(&mut *conn)
-    .await?;
-    push_wake_using(conn, workflow, WakeJob { run_id: id, wake }, at).await
-}
-
-/// After a keyed run stops being active, wakes the oldest pending run of the key.
-/// Callers hold the key lock (`lock_key_using`).
-pub(crate) async fn wake_next_of_key_using(conn: &mut PgConnection, key: &str) -> Result<()> {
-    let next: Option<(Uuid, String)> = sqlx::query_as(
-        "select id, workflow from engine.runs
-          where ordering_key = $1 and status = 'pending'
-          order by seq limit 1",
-    )
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((id, workflow)) = next {
-        rewake_using(conn, id, &workflow, None).await?;
-    }
-    Ok(())
-}
-
 /// Closes the attempt row of this fence.
 pub(crate) async fn end_attempt_using(
     conn: &mut PgConnection,
@@ -572,86 +447,4 @@ pub(crate) async fn succeed_unkeyed(pool: &sqlx::PgPool, id: Uuid, fence: i64, f
     .fetch_one(pool)
     .await?;
     Ok(done == 1)
-}
-
-/// Inserts many unkeyed runs of one workflow and their wake-ups in the caller's
-/// transaction (the ingest batch path): two statements whatever the count.
-pub async fn insert_unkeyed_runs_using(
-    conn: &mut PgConnection,
-    workflow: &str,
-    version: i32,
-    runs: &[(Uuid, Value, Option<Uuid>)],
-) -> Result<()> {
-    if runs.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
-    let inputs: Vec<Value> = runs.iter().map(|r| r.1.clone()).collect();
-    let triggers: Vec<Option<Uuid>> = runs.iter().map(|r| r.2).collect();
-    sqlx::query(
-        "insert into engine.runs (id, workflow, workflow_version, input, trigger_event_id)
-         select id, $2, $3, input, trigger from unnest($1::uuid[], $4::jsonb[], $5::uuid[]) as t(id, input, trigger)",
-    )
-    .bind(&ids)
-    .bind(workflow)
-    .bind(version)
-    .bind(&inputs)
-    .bind(&triggers)
-    .execute(&mut *conn)
-    .await?;
-    let tasks = ids
-        .iter()
-        .map(|id| {
-            let bytes = serde_json::to_vec(&WakeJob { run_id: *id, wake: 0 }).expect("WakeJob serialises");
-            TaskBuilder::new(bytes).max_attempts(25).build()
-        })
-        .collect();
-    apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), tasks).await?;
-    Ok(())
-}
-
-
-/// Hands the runs `node` still holds back to the queue: pending again, their
-/// open attempts closed as `released`, their fence bumped so the abandoned
-/// attempts can never write again, and a wake-up each.
-pub(crate) async fn release_node_runs_using(conn: &mut PgConnection, node: &str) -> Result<u64> {
-    let held: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "update engine.runs set status = 'pending', lease_owner = null, lease_until = null, updated_at = now()
-          where lease_owner = $1 and status = 'running'
-          returning id, workflow, fence",
-    )
-    .bind(node)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id, workflow, fence) in &held {
-        sqlx::query(
-            "update engine.run_attempts set finished_at = now(), outcome = 'released'
-              where run_id = $1 and fence = $2 and finished_at is null",
-        )
-        .bind(id)
-        .bind(fence)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("update engine.runs set fence = fence + 1 where id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        rewake_using(conn, *id, workflow, None).await?;
-    }
-    Ok(held.len() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RunStatus;
-
-    #[test]
-    fn run_status_labels_are_the_serde_and_postgres_labels() {
-        for status in RunStatus::ALL {
-            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
-            assert_eq!(status.to_string(), status.as_str());
-        }
-        let active: Vec<_> = RunStatus::ALL.into_iter().filter(|s| s.is_active()).collect();
-        assert_eq!(active, [RunStatus::Pending, RunStatus::Running, RunStatus::Sleeping]);
-    }
 }
