@@ -110,11 +110,30 @@ fn storable_text(text: String) -> String {
     }
 }
 
+/// Rebuilds the JSON only when it holds a NUL: the hot path (no NUL) returns
+/// it untouched, without reallocating every object.
 fn storable_json(value: Value) -> Value {
+    if has_nul(&value) {
+        replace_nul(value)
+    } else {
+        value
+    }
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn replace_nul(value: Value) -> Value {
     match value {
         Value::String(s) => Value::String(storable_text(s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (storable_text(k), storable_json(v))).collect()),
+        Value::Array(items) => Value::Array(items.into_iter().map(replace_nul).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (storable_text(k), replace_nul(v))).collect()),
         other => other,
     }
 }

@@ -141,6 +141,17 @@ pub(crate) fn hex_sig_matches(expected_lower_hex: &str, received: &str) -> bool 
         && ct_eq(expected_lower_hex.as_bytes(), received.to_ascii_lowercase().as_bytes())
 }
 
+/// The HTTP client for a provider's API: 15 s per call, 5 s to connect, so a
+/// stuck provider fails the step (and its retry policy decides) instead of
+/// holding a worker.
+pub(crate) fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("reqwest client builds")
+}
+
 /// What a provider's API answered: the status, `Retry-After` in seconds, and
 /// the JSON body (null when there is none or it is not JSON).
 pub(crate) struct Answer {

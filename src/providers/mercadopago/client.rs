@@ -2,7 +2,6 @@
 //! (never the notification body). Answers are classified into `Error` variants
 //! that say whether retrying can help; the flow decides what to do with them.
 
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -56,13 +55,8 @@ impl Error {
 
 impl Client {
     pub fn new(base: &str, token: SecretString) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("reqwest client builds");
         Self {
-            http,
+            http: crate::providers::api_client(),
             base: base.trim_end_matches('/').to_owned(),
             token,
         }

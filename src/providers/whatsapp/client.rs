@@ -3,7 +3,6 @@
 //! are classified by `error.code` (not the HTTP status) into `Error` variants
 //! that say whether retrying can help; the flow decides what to do with them.
 
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -64,13 +63,8 @@ const PERMANENT_CODES: &[i64] = &[131047, 131048, 131026, 100, 190];
 impl Client {
     /// `base` e.g. `https://graph.facebook.com`, `version` e.g. `v23.0`.
     pub fn new(base: &str, version: &str, phone_number_id: &str, token: SecretString) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("reqwest client builds");
         Self {
-            http,
+            http: crate::providers::api_client(),
             url: format!("{}/{}/{}/messages", base.trim_end_matches('/'), version.trim_matches('/'), phone_number_id),
             token,
         }
