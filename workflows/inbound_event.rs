@@ -32,11 +32,19 @@ pub struct InboundEventInput {
     pub provider: Provider,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Events sharing it (one WhatsApp sender's messages) are routed one after
+    /// the other, in arrival order: the runs they start are created in that order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
 }
 
 impl Workflow for InboundEvent {
     const NAME: &'static str = "inbound_event";
     type Input = InboundEventInput;
+
+    fn ordering_key(input: &InboundEventInput) -> Option<String> {
+        input.sequence.as_ref().map(|key| format!("inbound:{key}"))
+    }
 
     async fn run(&self, ctx: &mut RunCtx, input: InboundEventInput) -> Result<(), StepError> {
         let payload = events::payload(ctx.pool(), input.event_id).await?;

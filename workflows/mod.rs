@@ -9,7 +9,8 @@
 //! | Mercado Pago `payment*` notification                              | `FetchMercadoPagoPayment` → `fetch_payment` → `Payment` | `payment_fulfilment`, keyed by the order  |
 //! | a payment that references no known order                          | `Payment`                                           | none (`not_started`, with the reason)         |
 //! | WhatsApp `message.*` (any message type)                           | `WhatsAppMessage`                                   | `whatsapp_conversation`, keyed by `wa:<wa_id>` |
-//! | other Stripe / Mercado Pago types, WhatsApp statuses, HighLevel   | `Ignored`                                           | none                                          |
+//! | WhatsApp `status.*` (sent, delivered, read, failed)               | `WhatsAppStatus`                                    | none: merged into `whatsapp_statuses` (`recorded`) |
+//! | other Stripe / Mercado Pago types, HighLevel                      | `Ignored`                                           | none                                          |
 //!
 //! Flows started by other flows: `payment_fulfilment` → `oxxo_expiry` (voucher
 //! timer) and `email_delivery` (when SMTP is configured).
@@ -35,7 +36,10 @@ use self::{
 };
 use crate::{
     config::Settings,
-    domain::orders::fulfilment::Shop,
+    domain::{
+        orders::fulfilment::Shop,
+        whatsapp::statuses::{self, Reported, StatusReport},
+    },
     engine::{self, Engine, NewRun, Registry, RetryPolicy, StepError, Workflow},
     ingest::{EntryFlow, StoredEvent},
     providers::Route,
@@ -75,8 +79,7 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
 
 /// The WhatsApp flow: its client when WHATSAPP_ACCESS_TOKEN and
 /// WHATSAPP_PHONE_NUMBER_ID are set, and its send retries from
-/// WHATSAPP_SEND_RETRY_SCHEDULE (the engine's full-jitter backoff: base = the
-/// first delay, doubling up to the longest, one attempt per entry plus the first).
+/// WHATSAPP_SEND_RETRY_SCHEDULE, kept exactly (one retry per delay, then failed).
 fn whatsapp_conversation(wa: &crate::config::WhatsAppSettings) -> WhatsAppConversation {
     let client = match (&wa.access_token, &wa.phone_number_id) {
         (Some(token), Some(phone_number_id)) => Ok(Arc::new(crate::providers::whatsapp::client::Client::new(
@@ -91,12 +94,7 @@ fn whatsapp_conversation(wa: &crate::config::WhatsAppSettings) -> WhatsAppConver
             Err("WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are not set; set them and retry this run".to_owned())
         }
     };
-    let schedule = &wa.send_retry_schedule;
-    let retry = RetryPolicy {
-        max_attempts: u32::try_from(schedule.len() + 1).unwrap_or(u32::MAX),
-        base: schedule.first().copied().unwrap_or(std::time::Duration::from_secs(60)),
-        cap: schedule.iter().max().copied().unwrap_or(std::time::Duration::from_secs(16 * 60)),
-    };
+    let retry = RetryPolicy::from_schedule(&wa.send_retry_schedule);
     WhatsAppConversation { client, retry }
 }
 
@@ -122,6 +120,7 @@ impl EntryFlow for InboundEntry {
                     event_id: e.event_id,
                     provider: e.provider,
                     kind: e.kind.clone(),
+                    sequence: e.sequence_key.clone(),
                 },
                 trigger_event_id: Some(e.event_id),
             })
@@ -142,6 +141,9 @@ pub struct Routed {
 pub enum Dispatch {
     Started { flow: String, run_id: Uuid },
     NotStarted { reason: String },
+    /// A fact recorded in the step's transaction, no flow needed (a WhatsApp
+    /// delivery report).
+    Recorded { what: String },
 }
 
 /// Starts the flow `route` maps to, in the caller's transaction (the `route`
@@ -167,6 +169,23 @@ async fn start_routed_using(tx: &mut PgConnection, event_id: Uuid, route: Route)
                 event_id: Some(event_id),
             };
             started::<WhatsAppConversation>(tx, &input, event_id).await?
+        }
+        Route::WhatsAppStatus { wamid, status, recipient, at, error_code, error_message } => {
+            match Reported::parse(status) {
+                Some(reported) => {
+                    let report = StatusReport {
+                        wamid: wamid.clone(),
+                        status: reported,
+                        recipient: recipient.clone(),
+                        at: at.and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)),
+                        error_code: *error_code,
+                        error_message: error_message.clone(),
+                    };
+                    statuses::apply_using(tx, &report).await?;
+                    Dispatch::Recorded { what: format!("WhatsApp message {wamid}: {}", reported.as_str()) }
+                }
+                None => Dispatch::NotStarted { reason: format!("unknown WhatsApp status {status:?}") },
+            }
         }
         Route::Ignored { reason } => Dispatch::NotStarted { reason: reason.clone() },
     };

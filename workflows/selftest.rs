@@ -55,6 +55,7 @@ impl Workflow for Steps {
             max_attempts: 3,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(5),
+            schedule: None,
         }
     }
 

@@ -1,9 +1,7 @@
 //! `whatsapp_conversation`, keyed by the shopper (`wa:<wa_id>`): one run per
 //! incoming WhatsApp message; one shopper's runs never overlap and start in
-//! the order they were created. Known gap: runs are created by the (parallel)
-//! `inbound_event` runs, so two messages of one shopper arriving within the
-//! same instant may be created in either order; the message timestamp is not
-//! yet used to reorder them.
+//! the order they were created, which is the order the messages arrived in
+//! (the `inbound_event` runs that create them are keyed by the sender too).
 //!
 //! 1. `mark_read` — best effort: a failure is recorded in the checkpoint and
 //!    never blocks the reply.
@@ -11,10 +9,12 @@
 //!    transaction: a text with products becomes the shopper's open quote
 //!    (superseding the previous one); "sí" / "no" to the open quote confirms or
 //!    declines it; other message types get the "text only" instruction. The
-//!    checkpoint holds the reply texts.
+//!    message and the replies (`queued`) go to the message log in the same
+//!    transaction. The checkpoint holds the reply texts.
 //! 3. `send_reply` (then `send_reply_2`, … for answers over 4,096 characters) —
 //!    one Graph API send per part, each checkpointed, replying to the
-//!    incoming wamid (`context.message_id`).
+//!    incoming wamid (`context.message_id`). Each attempt's outcome is
+//!    recorded on the reply's log row (attempts, Meta's error, `sent`).
 
 use std::sync::Arc;
 
@@ -29,7 +29,8 @@ use crate::{
         money, reply,
         store::{self, IndexCache},
     },
-    engine::{RetryPolicy, RunCtx, StepError, Workflow},
+    domain::whatsapp::log,
+    engine::{RetryPolicy, RunCtx, StepError, StepInfo, Workflow},
     providers::whatsapp::client::{self, Client, Sent},
 };
 
@@ -99,7 +100,7 @@ impl Workflow for WhatsAppConversation {
     }
 
     fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+        self.retry.clone()
     }
 
     async fn run(&self, ctx: &mut RunCtx, input: WhatsAppConversationInput) -> Result<(), StepError> {
@@ -121,22 +122,101 @@ impl Workflow for WhatsAppConversation {
             .await?;
 
         let pool = ctx.pool().clone();
-        let (wa_id, wamid, text) = (input.wa_id.clone(), input.wamid.clone(), input.text.clone());
+        let message = input.clone();
         let understood: Understood = ctx
-            .tx_step("quote", move |tx, _| Box::pin(async move { understand_using(tx, &pool, &wa_id, &wamid, text).await }))
+            .tx_step("quote", move |tx, info| {
+                Box::pin(async move {
+                    let understood = understand_using(tx, &pool, &message.wa_id, &message.wamid, message.text.clone()).await?;
+                    record_using(tx, info.run_id, &message, &understood).await?;
+                    Ok(understood)
+                })
+            })
             .await?;
 
         for (i, body) in understood.replies.into_iter().enumerate() {
-            let step = if i == 0 { "send_reply".to_owned() } else { format!("send_reply_{}", i + 1) };
             let (client, to, wamid) = (self.client.clone(), input.wa_id.clone(), input.wamid.clone());
+            let pool = ctx.pool().clone();
             let _: Sent = ctx
-                .step(&step, |_| async move {
-                    let client = client.map_err(StepError::permanent)?;
-                    client.send_text(&to, &body, Some(&wamid)).await.map_err(whatsapp_step_error)
+                .step(&send_step(i), |info| async move {
+                    let client = match client {
+                        Ok(client) => client,
+                        Err(missing) => {
+                            note_attempt(&pool, &info, log::SendOutcome::Failed { code: None, message: &missing }).await;
+                            return Err(StepError::permanent(missing));
+                        }
+                    };
+                    let sent = client.send_text(&to, &body, Some(&wamid)).await;
+                    record_send(&pool, &info, &sent).await;
+                    sent.map_err(whatsapp_step_error)
                 })
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The step that sends reply part `i` (0-based).
+fn send_step(i: usize) -> String {
+    if i == 0 {
+        "send_reply".to_owned()
+    } else {
+        format!("send_reply_{}", i + 1)
+    }
+}
+
+/// The message and its queued replies, in the `quote` step's transaction.
+async fn record_using(
+    tx: &mut PgConnection,
+    run_id: Uuid,
+    message: &WhatsAppConversationInput,
+    understood: &Understood,
+) -> Result<(), StepError> {
+    log::record_incoming_using(
+        tx,
+        &log::Incoming {
+            wa_id: &message.wa_id,
+            wamid: &message.wamid,
+            kind: &message.kind,
+            body: message.text.as_deref(),
+            name: message.name.as_deref(),
+            run_id,
+            quote_id: understood.quote_id,
+        },
+    )
+    .await?;
+    let steps: Vec<String> = (0..understood.replies.len()).map(send_step).collect();
+    let replies: Vec<log::Reply> = steps
+        .iter()
+        .zip(&understood.replies)
+        .map(|(step, body)| log::Reply { step, body })
+        .collect();
+    log::queue_replies_using(tx, &message.wa_id, run_id, understood.quote_id, &replies).await?;
+    metrics::counter!("relevo_whatsapp_messages_received_total").increment(1);
+    Ok(())
+}
+
+/// Counts the attempt and notes it on the reply's log row. A failure to note
+/// it is logged and does not fail the send: the checkpoint is what counts.
+async fn record_send(pool: &PgPool, info: &StepInfo, sent: &Result<Sent, client::Error>) {
+    let error_text = sent.as_ref().err().map(ToString::to_string);
+    let outcome = match sent {
+        Ok(sent) => {
+            metrics::counter!("relevo_whatsapp_replies_sent_total").increment(1);
+            log::SendOutcome::Sent { wamid: sent.wamid.as_deref() }
+        }
+        Err(e) => {
+            let code = e.code();
+            let label = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+            metrics::counter!("relevo_whatsapp_replies_failed_total", "code" => label).increment(1);
+            log::SendOutcome::Failed { code, message: error_text.as_deref().unwrap_or_default() }
+        }
+    };
+    note_attempt(pool, info, outcome).await;
+}
+
+async fn note_attempt(pool: &PgPool, info: &StepInfo, outcome: log::SendOutcome<'_>) {
+    if let Err(e) = log::record_send(pool, info.run_id, &info.step, outcome).await {
+        tracing::warn!(run_id = %info.run_id, step = %info.step, error.message = %e, "the reply's log row was not updated");
     }
 }
 

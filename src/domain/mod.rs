@@ -7,6 +7,7 @@ pub mod orders;
 pub mod payments;
 pub mod outbox;
 pub mod quotes;
+pub mod whatsapp;
 
 /// A field that failed validation: reported as a 422 with its location.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -154,7 +154,7 @@ impl Engine {
             return self.record_lost_lease(run, step).await;
         }
         let mut tx = self.pool().begin().await?;
-        let decision = settlement(&outcome, run.failures, policy, Utc::now(), &mut rand::rng());
+        let decision = settlement(&outcome, run.failures, &policy, Utc::now(), &mut rand::rng());
         let (kept, attempt_outcome) = match decision {
             Settlement::Finish { status, failures, attempt } => {
                 (self.finish(&mut tx, run, status, failures, &error).await?, attempt)
@@ -265,7 +265,7 @@ enum Settlement {
 fn settlement(
     outcome: &Result<(), StepError>,
     failures: i32,
-    policy: super::RetryPolicy,
+    policy: &super::RetryPolicy,
     now: DateTime<Utc>,
     rng: &mut impl rand::Rng,
 ) -> Settlement {
@@ -325,8 +325,8 @@ mod tests {
     use crate::engine::RetryPolicy;
 
     fn decide(outcome: Result<(), StepError>, failures: i32) -> Settlement {
-        let policy = RetryPolicy { max_attempts: 3, base: Duration::from_secs(2), cap: Duration::from_secs(60) };
-        settlement(&outcome, failures, policy, now(), &mut StdRng::seed_from_u64(7))
+        let policy = RetryPolicy { max_attempts: 3, base: Duration::from_secs(2), cap: Duration::from_secs(60), schedule: None };
+        settlement(&outcome, failures, &policy, now(), &mut StdRng::seed_from_u64(7))
     }
 
     fn now() -> DateTime<Utc> {

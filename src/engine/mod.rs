@@ -93,20 +93,26 @@ impl Engine {
 
     /// Starts one run of `W` per entry in the caller's transaction. The caller
     /// chooses the run ids (`Uuid::now_v7()`), so rows it writes in the same
-    /// transaction can point at them. Unkeyed workflows take a bulk path (two
-    /// statements for the whole batch).
+    /// transaction can point at them. Unkeyed runs take a bulk path (two
+    /// statements for the whole batch); runs of one key are created in the
+    /// order given, keys taken in sorted order so that concurrent callers lock
+    /// them in the same order and cannot deadlock.
     pub async fn start_many_using<W: Workflow>(&self, conn: &mut PgConnection, runs: &[NewRun<W::Input>]) -> Result<()> {
-        if runs.iter().any(|run| W::ordering_key(&run.input).is_some()) {
-            for run in runs {
-                insert_using::<W>(conn, run).await?;
-            }
-            return Ok(());
-        }
+        let mut keyed = Vec::new();
         let mut rows = Vec::with_capacity(runs.len());
         for run in runs {
-            rows.push((run.id, input_value::<W>(&run.input)?, run.trigger_event_id));
+            match W::ordering_key(&run.input) {
+                Some(key) => keyed.push((key, run)),
+                None => rows.push((run.id, input_value::<W>(&run.input)?, run.trigger_event_id)),
+            }
         }
-        store::insert_unkeyed_runs_using(conn, W::NAME, W::VERSION, &rows).await
+        store::insert_unkeyed_runs_using(conn, W::NAME, W::VERSION, &rows).await?;
+        // Stable: runs of one key keep the order given.
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, run) in keyed {
+            insert_using::<W>(conn, run).await?;
+        }
+        Ok(())
     }
 
     /// Starts a run of a workflow given by name with a JSON input (ops API).

@@ -1,11 +1,12 @@
-//! Retry policy: exponential backoff with full jitter, capped.
+//! Retry policy: exponential backoff with full jitter, capped, or a fixed
+//! schedule of delays (a provider's documented retry plan, kept exactly).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use rand::Rng;
 
 /// How often and how patiently a workflow's transient failures are retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Executions allowed in total (first attempt included) before the run fails.
     pub max_attempts: u32,
@@ -13,6 +14,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Upper bound of any single backoff.
     pub cap: Duration,
+    /// Exact delays after the 1st, 2nd, … failure instead of jittered
+    /// doubling (the last repeats should `max_attempts` allow more).
+    pub schedule: Option<Arc<[Duration]>>,
 }
 
 impl Default for RetryPolicy {
@@ -21,11 +25,23 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             base: Duration::from_secs(2),
             cap: Duration::from_secs(15 * 60),
+            schedule: None,
         }
     }
 }
 
 impl RetryPolicy {
+    /// One retry per delay, each after exactly that delay; then the run fails.
+    /// An empty schedule means no retry.
+    pub fn from_schedule(delays: &[Duration]) -> Self {
+        Self {
+            max_attempts: u32::try_from(delays.len() + 1).unwrap_or(u32::MAX),
+            base: delays.first().copied().unwrap_or_default(),
+            cap: delays.iter().max().copied().unwrap_or_default(),
+            schedule: Some(delays.into()),
+        }
+    }
+
     /// The ceiling of the backoff after `failures` failures: `min(cap, base·2^(failures-1))`.
     pub fn ceiling(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
@@ -34,7 +50,12 @@ impl RetryPolicy {
 
     /// Full jitter: a uniform delay in `[0, ceiling]` ("Exponential Backoff And
     /// Jitter", AWS), so retries of many runs failing together spread out.
+    /// With a schedule, its delay for this failure, exactly.
     pub fn backoff(&self, failures: u32, rng: &mut impl Rng) -> Duration {
+        if let Some(schedule) = &self.schedule {
+            let i = (failures.max(1) - 1) as usize;
+            return schedule.get(i).or(schedule.last()).copied().unwrap_or_default();
+        }
         let ceiling = self.ceiling(failures).as_millis() as u64;
         Duration::from_millis(rng.random_range(0..=ceiling))
     }
@@ -56,6 +77,7 @@ mod tests {
             max_attempts: 10,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(10),
+            schedule: None,
         };
         let ceilings: Vec<u64> = (1..=6).map(|f| p.ceiling(f).as_secs()).collect();
         assert_eq!(ceilings, vec![1, 2, 4, 8, 10, 10]);
@@ -87,5 +109,17 @@ mod tests {
         };
         assert!(p.allows_retry(2));
         assert!(!p.allows_retry(3));
+    }
+
+    #[test]
+    fn a_schedule_is_kept_exactly_then_the_run_fails() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        let p = RetryPolicy::from_schedule(&[minutes(1), minutes(2), minutes(4), minutes(8), minutes(16)]);
+        let mut rng = StdRng::seed_from_u64(7);
+        let delays: Vec<Duration> = (1..=5).map(|f| p.backoff(f, &mut rng)).collect();
+        assert_eq!(delays, vec![minutes(1), minutes(2), minutes(4), minutes(8), minutes(16)]);
+        assert!(p.allows_retry(5), "five retries after the first try");
+        assert!(!p.allows_retry(6));
+        assert!(!RetryPolicy::from_schedule(&[]).allows_retry(1));
     }
 }

@@ -12,6 +12,7 @@ mod products;
 mod quotes;
 pub mod runs;
 mod webhooks;
+mod whatsapp;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub enum ApiTags {
     Outbound,
     /// Provider webhook receivers (authenticated by provider signatures).
     Webhooks,
+    /// WhatsApp conversations, their message log and the reply queue.
+    WhatsApp,
 }
 
 type Apis = (
@@ -62,7 +65,7 @@ type Apis = (
     runs::RunsApi,
     events::EventsApi,
     (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
-    quotes::QuotesApi,
+    (quotes::QuotesApi, whatsapp::WhatsAppApi),
     (
         webhooks::StripeWebhook,
         webhooks::MercadoPagoWebhook,

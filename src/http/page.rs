@@ -19,8 +19,6 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 use serde_json::Value;
-use uuid::Uuid;
-
 use super::error::ApiError;
 
 /// Page size when the request gives none.
@@ -110,11 +108,13 @@ impl<'a> ApiExtractor<'a> for Limit {
     }
 }
 
-/// A list endpoint's `cursor`: the UUID of the last item of the previous page.
-pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+/// A list endpoint's `cursor`: the key of the last item of the previous page
+/// (a UUID for most lists), as `next_cursor` gave it.
+pub(crate) fn parse_cursor<C: std::str::FromStr>(cursor: Option<&str>) -> Result<Option<C>, ApiError> {
     match cursor {
         None | Some("") => Ok(None),
-        Some(c) => Uuid::parse_str(c)
+        Some(c) => c
+            .parse()
             .map(Some)
             .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")),
     }
@@ -213,6 +213,7 @@ impl<T: PageItem> ToJSON for Page<T> {
 mod tests {
     use poem::{http::StatusCode, Endpoint, EndpointExt, Route};
     use poem_openapi::{param::Query, payload::Json, Object, OpenApi, OpenApiService};
+    use uuid::Uuid;
 
     use super::*;
 
@@ -313,10 +314,10 @@ mod tests {
 
     #[test]
     fn cursors_are_uuids_or_absent() {
-        assert_eq!(parse_cursor(None).unwrap(), None);
-        assert_eq!(parse_cursor(Some("")).unwrap(), None);
+        assert_eq!(parse_cursor::<Uuid>(None).unwrap(), None);
+        assert_eq!(parse_cursor::<Uuid>(Some("")).unwrap(), None);
         let id = Uuid::now_v7();
         assert_eq!(parse_cursor(Some(&id.to_string())).unwrap(), Some(id));
-        assert!(matches!(parse_cursor(Some("zzz")), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_cursor::<Uuid>(Some("zzz")), Err(ApiError::BadRequest(_))));
     }
 }

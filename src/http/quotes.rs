@@ -8,7 +8,7 @@ use super::{auth::AdminAuth, error::ApiError, ApiTags, AppState};
 use crate::domain::quotes::{
     reply,
     store::{self, IndexCache},
-    Quote, QuoteText,
+    QuoteText,
 };
 
 #[derive(Object, Debug)]
@@ -70,10 +70,7 @@ impl QuotesApi {
             store::Error::Database(e) => ApiError::from(e),
             e => ApiError::internal(&e),
         })?;
-        let started = std::time::Instant::now();
-        let parsed = index.parse(text.as_str());
-        metrics::histogram!("relevo_quote_parse_seconds").record(started.elapsed().as_secs_f64());
-        let quote = Quote::price(&index, &parsed);
+        let quote = store::parse_and_price(&index, text.as_str());
         Ok(Json(QuoteOut {
             total_minor: quote.total_minor(),
             currency: quote.currency(&index).map(str::to_owned),

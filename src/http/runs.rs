@@ -381,7 +381,7 @@ fn detail_out(d: ops::RunDetail) -> RunDetailOut {
     }
 }
 
-fn ops_error(e: ops::Error) -> ApiError {
+pub(super) fn ops_error(e: ops::Error) -> ApiError {
     match e {
         ops::Error::NotFound => ApiError::not_found("run"),
         ops::Error::Conflict(m) => ApiError::conflict(m),

@@ -22,6 +22,8 @@ pub struct NewEvent {
     payload: Value,
     /// Kept for audit only: no run starts.
     ignored_reason: Option<String>,
+    /// Events sharing it (a WhatsApp sender) are handled in arrival order.
+    sequence_key: Option<String>,
 }
 
 /// The raw body of one request, shared by the events it carries and stored once.
@@ -67,7 +69,18 @@ impl NewEvent {
             body,
             payload: storable_json(payload),
             ignored_reason: None,
+            sequence_key: None,
         }
+    }
+
+    /// Handles this event after the earlier ones of `key` (same sender).
+    pub fn in_sequence(mut self, key: String) -> Self {
+        self.sequence_key = Some(key);
+        self
+    }
+
+    pub fn sequence_key(&self) -> Option<&str> {
+        self.sequence_key.as_deref()
     }
 
     /// Stores the event for audit without acting on it.

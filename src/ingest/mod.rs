@@ -32,6 +32,9 @@ pub struct StoredEvent {
     pub run_id: Uuid,
     pub provider: Provider,
     pub kind: String,
+    /// Events sharing it are handled in the order given to the entry flow
+    /// (their arrival order).
+    pub sequence_key: Option<String>,
 }
 
 /// Starts, inside the ingest transaction, the run of each newly stored event

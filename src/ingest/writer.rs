@@ -143,8 +143,9 @@ async fn commit(engine: &Engine, entry: &dyn EntryFlow, jobs: &[Job]) -> Result<
         first.entry(event.identity()).or_insert(i);
     }
     let rows: Vec<&NewEvent> = first.values().map(|&i| events[i]).collect();
+    let arrival: Vec<usize> = first.values().copied().collect();
     let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
-    let inserted = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, entry, &rows, &ids))
+    let inserted = tokio::time::timeout(COMMIT_TIMEOUT, store(engine, entry, &rows, &arrival, &ids))
         .await
         .map_err(|_| CommitError::TimedOut)??;
     let new_rows: HashSet<(&str, &str)> = rows
@@ -168,10 +169,13 @@ async fn commit(engine: &Engine, entry: &dyn EntryFlow, jobs: &[Job]) -> Result<
 }
 
 /// One transaction: the new events, the run each starts, their wake-ups.
+/// `events` come in identity order; `arrival[i]` is where `events[i]` came in
+/// the batch, the order in which the entry flow gets them.
 async fn store(
     engine: &Engine,
     entry: &dyn EntryFlow,
     events: &[&NewEvent],
+    arrival: &[usize],
     ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, crate::engine::Error> {
     let mut tx = engine.pool().begin().await?;
@@ -182,19 +186,26 @@ async fn store(
         .await?
         .into_iter()
         .collect();
-    let stored: Vec<StoredEvent> = events
+    let mut stored: Vec<(usize, StoredEvent)> = events
         .iter()
+        .zip(arrival)
         .zip(ids)
         .zip(&run_ids)
         .filter(|((_, id), _)| inserted.contains(id))
-        .filter_map(|((event, id), run_id)| Some((event, id, (*run_id)?)))
-        .map(|(event, id, run_id)| StoredEvent {
-            event_id: *id,
-            run_id,
-            provider: event.provider(),
-            kind: event.kind().to_owned(),
+        .filter_map(|(((event, at), id), run_id)| Some((event, *at, id, (*run_id)?)))
+        .map(|(event, at, id, run_id)| {
+            let stored = StoredEvent {
+                event_id: *id,
+                run_id,
+                provider: event.provider(),
+                kind: event.kind().to_owned(),
+                sequence_key: event.sequence_key().map(str::to_owned),
+            };
+            (at, stored)
         })
         .collect();
+    stored.sort_by_key(|(at, _)| *at);
+    let stored: Vec<StoredEvent> = stored.into_iter().map(|(_, event)| event).collect();
     entry.start_using(engine, &mut tx, &stored).await?;
     tx.commit().await?;
     Ok(inserted)

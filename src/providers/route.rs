@@ -24,6 +24,17 @@ pub enum Route {
         text: Option<String>,
         name: Option<String>,
     },
+    /// Meta reports what became of a message Relevo sent (`statuses[]`):
+    /// `status` is Meta's (`sent`, `delivered`, `read`, `failed`, `played`),
+    /// `at` its Unix seconds, the error its `errors[0]`.
+    WhatsAppStatus {
+        wamid: String,
+        status: String,
+        recipient: Option<String>,
+        at: Option<i64>,
+        error_code: Option<i64>,
+        error_message: Option<String>,
+    },
     /// Nothing to do for this event; the reason is kept for ops.
     Ignored { reason: String },
 }

@@ -311,3 +311,78 @@ async fn deliveries_cut_by_a_kill_all_end_delivered_and_a_deduping_receiver_sees
     assert_eq!(unique, events, "after deduplication on webhook-id the receiver has every event exactly once");
     node.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn a_whatsapp_reply_cut_by_a_kill_after_the_quote_is_sent_once_after_restart() {
+    use crate::whatsapp::*;
+    // Arrange: Meta holds the first reply without answering (the process dies
+    // before it knows whether the send went through), then answers at once.
+    let api = wiremock::MockServer::start().await;
+    mount_defaults(&api).await;
+    sends()
+        .and(ValidText)
+        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = api.uri();
+    let env = [
+        ("WHATSAPP_APP_SECRET", APP_SECRET),
+        ("WHATSAPP_API_BASE", base.as_str()),
+        ("WHATSAPP_PHONE_NUMBER_ID", PHONE_ID),
+        ("WHATSAPP_ACCESS_TOKEN", TOKEN_WA),
+        ("WHATSAPP_SEND_RETRY_SCHEDULE", "1s"),
+    ];
+    let mut node = start_node_with(&db, port, &env);
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/products"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body = message_body("wamid.CRASH", "Quiero 2 zapatos");
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/whatsapp"))
+        .header("X-Hub-Signature-256", relevo::providers::whatsapp::verify::sign(APP_SECRET, body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_for("the reply to reach Meta", Duration::from_secs(30), || async { (!texts(&bodies(&api).await).is_empty()).then_some(()) }).await;
+
+    // Act: SIGKILL between understanding (checkpointed) and a confirmed send, then restart.
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    let run = conversation_run(&db, "wamid.CRASH").await;
+    assert_eq!(run_status(&db.pool, run).await, "running", "killed mid-send");
+    let mut node = start_node_with(&db, port, &env);
+    wait_status(&db.pool, run, "succeeded", Duration::from_secs(60)).await;
+
+    // Assert: understood and read once; the reply that Meta accepted, once.
+    assert_eq!(quote_rows(&db).await, vec![("wamid.CRASH".into(), "open".into(), 9198, "MXN".into())]);
+    let bodies = bodies(&api).await;
+    assert_eq!(reads(&bodies).len(), 1, "mark_read was checkpointed before the kill");
+    let texts = texts(&bodies);
+    assert_eq!(texts.len(), 2, "the held send and the one after restart: {bodies:?}");
+    assert_eq!(texts[0], texts[1], "the same reply");
+    let log: Vec<(String, String, i32)> =
+        sqlx::query_as("select direction, status, attempts from whatsapp_messages order by id").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(log, vec![("inbound".into(), "received".into(), 0), ("outbound".into(), "sent".into(), 1)]);
+    let outcomes: Vec<Option<String>> = sqlx::query_scalar("select outcome from engine.run_attempts where run_id = $1 order by fence")
+        .bind(run)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![Some("crashed".into()), Some("succeeded".into())]);
+    node.start_kill().unwrap();
+}

@@ -22,6 +22,7 @@ fn quick_policy(max_attempts: u32) -> RetryPolicy {
         max_attempts,
         base: Duration::from_millis(500),
         cap: Duration::from_secs(1),
+        schedule: None,
     }
 }
 
@@ -339,7 +340,7 @@ impl Workflow for Failing {
     type Input = FailInput;
 
     fn retry_policy(&self) -> RetryPolicy {
-        self.policy
+        self.policy.clone()
     }
 
     async fn run(&self, ctx: &mut RunCtx, input: FailInput) -> Result<(), StepError> {
@@ -387,6 +388,7 @@ async fn a_transient_error_retries_with_capped_backoff_until_the_policy_is_exhau
         max_attempts: 4,
         base: Duration::from_secs(1),
         cap: Duration::from_secs(2),
+        schedule: None,
     };
     let (db, id, calls) = run_failing("transient", 100, policy, "failed").await;
 
@@ -409,6 +411,7 @@ async fn transient_retries_back_off_instead_of_looping() {
         max_attempts: 3,
         base: Duration::from_secs(2),
         cap: Duration::from_secs(2),
+        schedule: None,
     };
     let (_db, _id, calls) = run_failing("transient", 100, policy, "failed").await;
     assert_eq!(calls.len(), 3);

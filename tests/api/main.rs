@@ -18,3 +18,4 @@ mod quotes;
 mod sqlx_offline;
 mod webhooks;
 mod whatsapp;
+mod whatsapp_log;

@@ -12,15 +12,15 @@ use wiremock::{matchers, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
 
-const APP_SECRET: &str = "meta-app-secret";
-const TOKEN_WA: &str = "EAAG-test-token";
-const PHONE_ID: &str = "106540352242922";
-const WA_ID: &str = "5215512345678";
-const MESSAGES_PATH: &str = "/v23.0/106540352242922/messages";
+pub(crate) const APP_SECRET: &str = "meta-app-secret";
+pub(crate) const TOKEN_WA: &str = "EAAG-test-token";
+pub(crate) const PHONE_ID: &str = "106540352242922";
+pub(crate) const WA_ID: &str = "5215512345678";
+pub(crate) const MESSAGES_PATH: &str = "/v23.0/106540352242922/messages";
 
 /// A shop that takes WhatsApp webhooks and sends through the mock `api`, with
 /// fast send retries.
-fn whatsapp_shop(api: &MockServer) -> impl FnOnce(&mut Settings) {
+pub(crate) fn whatsapp_shop(api: &MockServer) -> impl FnOnce(&mut Settings) {
     let base = api.uri();
     move |s| {
         s.webhooks.whatsapp_app_secret = Some(SecretString::from(APP_SECRET));
@@ -32,14 +32,14 @@ fn whatsapp_shop(api: &MockServer) -> impl FnOnce(&mut Settings) {
 }
 
 /// A text send as Meta requires it: recipient, `type` matching its key, a body of at most 4,096 characters.
-struct ValidText;
+pub(crate) struct ValidText;
 
 impl wiremock::Match for ValidText {
     fn matches(&self, req: &Request) -> bool {
         let Ok(b) = serde_json::from_slice::<Value>(&req.body) else { return false };
         b["messaging_product"] == "whatsapp"
             && b["recipient_type"] == "individual"
-            && b["to"] == WA_ID
+            && b["to"].as_str().is_some_and(|to| !to.is_empty() && to.bytes().all(|c| c.is_ascii_digit()))
             && b["type"] == "text"
             && b["text"]["preview_url"] == false
             && b["text"]["body"].as_str().is_some_and(|t| !t.is_empty() && t.chars().count() <= 4096)
@@ -48,7 +48,7 @@ impl wiremock::Match for ValidText {
 }
 
 /// A mark-as-read as Meta requires it.
-struct ValidRead;
+pub(crate) struct ValidRead;
 
 impl wiremock::Match for ValidRead {
     fn matches(&self, req: &Request) -> bool {
@@ -57,24 +57,36 @@ impl wiremock::Match for ValidRead {
     }
 }
 
-fn meta_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+pub(crate) fn meta_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({"error": {"message": message, "type": "OAuthException",
         "code": code, "error_data": {"messaging_product": "whatsapp", "details": message}, "fbtrace_id": "Az1"}}))
 }
 
-fn sends() -> wiremock::MockBuilder {
+pub(crate) fn sends() -> wiremock::MockBuilder {
     Mock::given(matchers::method("POST"))
         .and(matchers::path(MESSAGES_PATH))
         .and(matchers::header("Authorization", format!("Bearer {TOKEN_WA}").as_str()))
 }
 
-fn sent(wamid: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp",
-        "contacts": [{"input": WA_ID, "wa_id": WA_ID}], "messages": [{"id": format!("wamid.OUT.{wamid}")}]}))
+/// Meta's answer to an accepted send: a new wamid each time
+/// (`wamid.OUT.1`, `wamid.OUT.2`, …), for the recipient the request named.
+pub(crate) fn sent() -> Sent {
+    Sent(std::sync::atomic::AtomicUsize::new(0))
+}
+
+pub(crate) struct Sent(std::sync::atomic::AtomicUsize);
+
+impl wiremock::Respond for Sent {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let to = serde_json::from_slice::<Value>(&req.body).map(|b| b["to"].clone()).unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": format!("wamid.OUT.{n}")}]}))
+    }
 }
 
 /// Anything malformed or unauthenticated gets Meta's error; reads succeed.
-async fn mount_defaults(api: &MockServer) {
+pub(crate) async fn mount_defaults(api: &MockServer) {
     Mock::given(matchers::any())
         .respond_with(meta_error(400, 100, "Invalid parameter"))
         .with_priority(10)
@@ -83,12 +95,12 @@ async fn mount_defaults(api: &MockServer) {
     sends().and(ValidRead).respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true}))).with_priority(5).mount(api).await;
 }
 
-async fn mount_text_ok(api: &MockServer) {
-    sends().and(ValidText).respond_with(sent("reply")).with_priority(6).mount(api).await;
+pub(crate) async fn mount_text_ok(api: &MockServer) {
+    sends().and(ValidText).respond_with(sent()).with_priority(6).mount(api).await;
 }
 
 /// Meta escapes non-ASCII in the bodies it signs.
-fn escape_non_ascii(s: &str) -> String {
+pub(crate) fn escape_non_ascii(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii() {
@@ -103,15 +115,20 @@ fn escape_non_ascii(s: &str) -> String {
     out
 }
 
-fn message_body(wamid: &str, text: &str) -> String {
+pub(crate) fn message_body(wamid: &str, text: &str) -> String {
+    message_from(WA_ID, "Ana", wamid, text)
+}
+
+/// A message webhook from shopper `wa_id` (profile name `name`), as Meta signs it.
+pub(crate) fn message_from(wa_id: &str, name: &str, wamid: &str, text: &str) -> String {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
-        "contacts": [{"profile": {"name": "Ana"}, "wa_id": WA_ID}],
-        "messages": [{"from": WA_ID, "id": wamid, "timestamp": "1749416383", "type": "text", "text": {"body": text}}]}}]}]});
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": wamid, "timestamp": "1749416383", "type": "text", "text": {"body": text}}]}}]}]});
     escape_non_ascii(&body.to_string())
 }
 
-async fn post_webhook(app: &TestApp, body: &str) -> Value {
+pub(crate) async fn post_webhook(app: &TestApp, body: &str) -> Value {
     let resp = app
         .client
         .post(app.url("/webhooks/whatsapp"))
@@ -125,7 +142,7 @@ async fn post_webhook(app: &TestApp, body: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn add_catalog(app: &TestApp) {
+pub(crate) async fn add_catalog(app: &TestApp) {
     for (sku, name, aliases, price) in [("ZAP-001", "Zapatos", vec!["zapato"], 4599), ("CAM-001", "Camisa", vec![], 2550)] {
         let resp = app
             .post("/api/v1/products")
@@ -138,7 +155,7 @@ async fn add_catalog(app: &TestApp) {
 }
 
 /// The conversation run of message `wamid`, once it exists.
-async fn conversation_run(db: &TestDb, wamid: &str) -> uuid::Uuid {
+pub(crate) async fn conversation_run(db: &TestDb, wamid: &str) -> uuid::Uuid {
     wait_for(&format!("the conversation run of {wamid}"), Duration::from_secs(20), || async {
         sqlx::query_scalar("select id from engine.runs where workflow = 'whatsapp_conversation' and input->>'wamid' = $1")
             .bind(wamid)
@@ -150,19 +167,19 @@ async fn conversation_run(db: &TestDb, wamid: &str) -> uuid::Uuid {
 }
 
 /// The JSON bodies the mock received, in order.
-async fn bodies(api: &MockServer) -> Vec<Value> {
+pub(crate) async fn bodies(api: &MockServer) -> Vec<Value> {
     api.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
 }
 
-fn texts(bodies: &[Value]) -> Vec<&Value> {
+pub(crate) fn texts(bodies: &[Value]) -> Vec<&Value> {
     bodies.iter().filter(|b| b["type"] == "text").collect()
 }
 
-fn reads(bodies: &[Value]) -> Vec<&Value> {
+pub(crate) fn reads(bodies: &[Value]) -> Vec<&Value> {
     bodies.iter().filter(|b| b["status"] == "read").collect()
 }
 
-async fn quote_rows(db: &TestDb) -> Vec<(String, String, i64, String)> {
+pub(crate) async fn quote_rows(db: &TestDb) -> Vec<(String, String, i64, String)> {
     sqlx::query_as("select wamid, status, total_minor, currency::text from quotes order by created_at, id")
         .fetch_all(&db.pool)
         .await
@@ -308,17 +325,19 @@ async fn si_to_an_open_quote_confirms_it_and_no_declines_the_next_one() {
 }
 
 #[tokio::test]
-async fn a_new_quote_supersedes_the_open_one() {
+async fn a_new_quote_supersedes_the_open_one_in_the_order_the_messages_arrived() {
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     mount_text_ok(&api).await;
     let db = TestDb::new().await;
     let app = shop(&db, whatsapp_shop(&api)).await;
     add_catalog(&app).await;
-    // One after the other: separate webhooks are routed by parallel
-    // inbound_event runs, so only messages routed in turn are ordered.
+    // Back to back, in separate webhooks: the second is stored before the
+    // first is routed, and must still be handled after it.
     for (wamid, text) in [("wamid.S1", "Quiero 2 zapatos"), ("wamid.S2", "mejor 3 camisas")] {
         post_webhook(&app, &message_body(wamid, text)).await;
+    }
+    for wamid in ["wamid.S1", "wamid.S2"] {
         let run = conversation_run(&db, wamid).await;
         wait_status(&db.pool, run, "succeeded", Duration::from_secs(20)).await;
     }
@@ -326,6 +345,8 @@ async fn a_new_quote_supersedes_the_open_one() {
         quote_rows(&db).await,
         vec![("wamid.S1".into(), "superseded".into(), 9198, "MXN".into()), ("wamid.S2".into(), "open".into(), 7650, "MXN".into())]
     );
+    let replies: Vec<String> = texts(&bodies(&api).await).iter().map(|b| b["context"]["message_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(replies, vec!["wamid.S1", "wamid.S2"], "answered in order");
     app.stop().await;
 }
 

@@ -50,7 +50,16 @@ pub async fn list_catalog_products(pool: &PgPool) -> Result<Vec<CatalogProduct>>
 /// calls before storing the quote and sending [`super::reply::render`].
 pub async fn quote_message(pool: &PgPool, text: &str) -> Result<Quote> {
     let index = IndexCache::global().current(pool).await?;
-    Ok(Quote::price(&index, &index.parse(text)))
+    Ok(parse_and_price(&index, text))
+}
+
+/// Parses `text` against `index` and prices it; the parse time goes to the
+/// `relevo_quote_parse_seconds` histogram.
+pub fn parse_and_price(index: &QuoteIndex, text: &str) -> Quote {
+    let started = std::time::Instant::now();
+    let parsed = index.parse(text);
+    metrics::histogram!("relevo_quote_parse_seconds").record(started.elapsed().as_secs_f64());
+    Quote::price(index, &parsed)
 }
 
 struct Cached {

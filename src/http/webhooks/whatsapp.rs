@@ -75,7 +75,13 @@ impl WhatsAppWebhook {
         };
         let stored = events
             .into_iter()
-            .map(|e| incoming.event(e.dedupe_key, e.provider_event_id, e.kind, e.payload))
+            .map(|e| {
+                let event = incoming.event(e.dedupe_key, e.provider_event_id, e.kind, e.payload);
+                match e.sender {
+                    Some(sender) => event.in_sequence(format!("wa:{sender}")),
+                    None => event,
+                }
+            })
             .collect();
         incoming.store(&state, stored).await
     }

@@ -37,6 +37,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Meta's `error.code`, when Meta answered with one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Self::Unreachable(_) => None,
+            Self::RateLimited { code, .. } => Some(*code),
+            Self::Server { code, .. } | Self::Refused { code, .. } => *code,
+        }
+    }
+
     /// Whether the same request may succeed later (timeouts, connection errors, 5xx).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unreachable(_) | Self::Server { .. })

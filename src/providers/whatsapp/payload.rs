@@ -1,13 +1,16 @@
 //! WhatsApp events → `Route`. A stored message event (`message.*`) is the
 //! message object with its change's `metadata` and `contacts` (see
-//! `verify::split`): it becomes `Route::WhatsAppMessage`. Statuses and other
-//! changes are not handled yet.
+//! `verify::split`): it becomes `Route::WhatsAppMessage`; a stored status
+//! (`status.*`) becomes `Route::WhatsAppStatus`. Other changes are ignored.
 
 use serde_json::Value;
 
 use crate::providers::Route;
 
 pub fn route(kind: &str, payload: &Value) -> Route {
+    if kind.starts_with("status.") {
+        return status(&payload["item"]);
+    }
     if !kind.starts_with("message.") {
         return Route::ignored(format!("no flow handles WhatsApp {kind} events yet"));
     }
@@ -40,6 +43,25 @@ pub fn route(kind: &str, payload: &Value) -> Route {
     }
 }
 
+fn status(item: &Value) -> Route {
+    let (Some(wamid), Some(status)) = (item["id"].as_str(), item["status"].as_str()) else {
+        return Route::ignored("the WhatsApp status carries no message id or status");
+    };
+    let error = &item["errors"][0];
+    Route::WhatsAppStatus {
+        wamid: wamid.to_owned(),
+        status: status.to_owned(),
+        recipient: item["recipient_id"].as_str().map(str::to_owned),
+        at: item["timestamp"].as_str().and_then(|t| t.parse().ok()).or_else(|| item["timestamp"].as_i64()),
+        error_code: error["code"].as_i64(),
+        error_message: error["error_data"]["details"]
+            .as_str()
+            .or_else(|| error["message"].as_str())
+            .or_else(|| error["title"].as_str())
+            .map(str::to_owned),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,7 +74,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_route_to_the_conversation_and_statuses_are_ignored() {
+    fn messages_route_to_the_conversation() {
         let text = stored(json!({"from": "5215512345678", "id": "wamid.A", "timestamp": "1", "type": "text", "text": {"body": "Quiero 2 zapatos"}}));
         assert_eq!(
             route("message.text", &text),
@@ -68,7 +90,28 @@ mod tests {
         assert!(matches!(route("message.image", &image), Route::WhatsAppMessage { text: None, ref kind, .. } if kind == "image"));
         let button = stored(json!({"from": "5215512345678", "id": "wamid.C", "type": "button", "button": {"payload": "p", "text": "Sí"}}));
         assert!(matches!(route("message.button", &button), Route::WhatsAppMessage { text: Some(ref t), .. } if t == "Sí"));
-        assert!(matches!(route("status.delivered", &stored(json!({"id": "wamid.A", "status": "delivered"}))), Route::Ignored { .. }));
+        assert!(matches!(route("change.account_update", &stored(json!({}))), Route::Ignored { .. }));
         assert!(matches!(route("message.text", &stored(json!({"type": "text"}))), Route::Ignored { .. }));
+    }
+
+    #[test]
+    fn statuses_route_with_their_time_and_error() {
+        let failed = stored(json!({"id": "wamid.S", "status": "failed", "timestamp": "1749416390", "recipient_id": "5215512345678",
+            "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                        "error_data": {"details": "Message failed to send because more than 24 hours have passed"}}]}));
+        assert_eq!(
+            route("status.failed", &failed),
+            Route::WhatsAppStatus {
+                wamid: "wamid.S".into(),
+                status: "failed".into(),
+                recipient: Some("5215512345678".into()),
+                at: Some(1_749_416_390),
+                error_code: Some(131_047),
+                error_message: Some("Message failed to send because more than 24 hours have passed".into()),
+            }
+        );
+        let read = stored(json!({"id": "wamid.S", "status": "read", "timestamp": "1749416399", "recipient_id": "5215512345678"}));
+        assert!(matches!(route("status.read", &read), Route::WhatsAppStatus { error_code: None, ref status, .. } if status == "read"));
+        assert!(matches!(route("status.read", &stored(json!({"status": "read"}))), Route::Ignored { .. }));
     }
 }

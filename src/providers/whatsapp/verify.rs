@@ -21,6 +21,9 @@ pub struct WhatsAppEvent {
     pub kind: String,
     /// The message or status object, with the change's `metadata` and `contacts`.
     pub payload: Value,
+    /// A message's sender (`from`): one sender's messages are handled in the
+    /// order they arrived.
+    pub sender: Option<String>,
 }
 
 pub fn verify(header: Option<&str>, body: &[u8], app_secret: &SecretString) -> Result<Verified<Vec<WhatsAppEvent>>, VerifyError> {
@@ -56,6 +59,7 @@ fn split(root: &Value, body: &[u8]) -> Vec<WhatsAppEvent> {
                     provider_event_id: Some(id.to_owned()),
                     kind: format!("message.{}", m["type"].as_str().unwrap_or("unknown")),
                     payload: context(m),
+                    sender: m["from"].as_str().map(str::to_owned),
                 });
             }
             for s in value["statuses"].as_array().unwrap_or(&empty) {
@@ -65,6 +69,7 @@ fn split(root: &Value, body: &[u8]) -> Vec<WhatsAppEvent> {
                     provider_event_id: Some(id.to_owned()),
                     kind: format!("status.{status}"),
                     payload: context(s),
+                    sender: None,
                 });
             }
         }
@@ -77,6 +82,7 @@ fn split(root: &Value, body: &[u8]) -> Vec<WhatsAppEvent> {
             provider_event_id: None,
             kind: format!("change.{field}"),
             payload: root.clone(),
+            sender: None,
         });
     }
     events
