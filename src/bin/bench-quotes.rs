@@ -4,6 +4,13 @@
 //! (greetings, number words, plurals, `x3`, units, typos, unknown products,
 //! several lines), then parses them all on this thread and prints
 //! `quotes_per_sec=`.
+//!
+//! Baseline, same messages, same thread, same run: the matcher a first version
+//! would write (seed 003's "look for each catalog name in the lowercased
+//! message"), printed as `naive_quotes_per_sec=` and the ratio
+//! `quotes_vs_naive_substring=`. It is the cheap wrong answer (it matches "pan"
+//! inside "pantalón" and reads no quantity words), so the ratio says what the
+//! real parser's understanding costs, or saves, per message.
 
 use std::time::Instant;
 
@@ -165,6 +172,7 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let quotes = (args.messages * args.passes.max(1)) as f64;
+    let naive = naive_quotes_per_sec(index.products(), &messages);
     println!("products={}", index.products().len());
     println!("messages={}", args.messages);
     println!("index_build_ms={:.1}", build.as_secs_f64() * 1000.0);
@@ -172,4 +180,31 @@ fn main() {
     println!("unmatched_per_message={:.2}", unmatched as f64 / quotes);
     println!("us_per_quote={:.2}", elapsed * 1e6 / quotes);
     println!("quotes_per_sec={:.0}", quotes / elapsed);
+    println!("naive_quotes_per_sec={naive:.0}");
+    println!("quotes_vs_naive_substring={:.2}", quotes / elapsed / naive);
+}
+
+/// One pass of the naive matcher: every catalog name and alias looked for as
+/// a substring of the lowercased message, the digits before it as quantity.
+fn naive_quotes_per_sec(products: &[CatalogProduct], messages: &[String]) -> f64 {
+    let names: Vec<(usize, String)> = products
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::once(p.name.to_lowercase()).chain(p.aliases.iter().map(|a| a.to_lowercase())).map(move |n| (i, n)))
+        .collect();
+    let started = Instant::now();
+    let mut total = 0i64;
+    for m in messages {
+        let folded = m.to_lowercase();
+        for (i, name) in &names {
+            if let Some(at) = folded.find(name.as_str()) {
+                let before = folded[..at].trim_end();
+                let digits: String = before.chars().rev().take_while(char::is_ascii_digit).collect();
+                let quantity: i64 = digits.chars().rev().collect::<String>().parse().unwrap_or(1);
+                total += quantity * products[*i].price_minor;
+            }
+        }
+        std::hint::black_box(total);
+    }
+    messages.len() as f64 / started.elapsed().as_secs_f64()
 }
