@@ -283,3 +283,41 @@ async fn two_shoppers_writing_at_once_each_get_their_own_answers_in_order() {
     assert_eq!(rest["next_cursor"], Value::Null);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_one_shoppers_messages_is_answered_in_the_order_they_were_sent() {
+    // Arrange: ten messages of one shopper in one webhook (Meta batches), then
+    // ten more in ten webhooks, all stored before any is handled.
+    let api = MockServer::start().await;
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, whatsapp_shop(&api)).await;
+    add_catalog(&app).await;
+    let message = |n: usize| json!({"from": WA_ID, "id": format!("wamid.N{n:02}"), "timestamp": "1749416383", "type": "text",
+                                    "text": {"body": format!("Quiero {n} zapatos")}});
+    let batch = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+                  "contacts": [{"profile": {"name": "Ana"}, "wa_id": WA_ID}], "messages": (1..=10).map(message).collect::<Vec<_>>()}}]}]});
+
+    // Act
+    post_webhook(&app, &batch.to_string()).await;
+    for n in 11..=20 {
+        post_webhook(&app, &message_body(&format!("wamid.N{n:02}"), &format!("Quiero {n} zapatos"))).await;
+    }
+    for n in 1..=20 {
+        let run = conversation_run(&db, &format!("wamid.N{n:02}")).await;
+        wait_status(&db.pool, run, "succeeded", Duration::from_secs(60)).await;
+    }
+
+    // Assert: answered in order, and the last message's quote is the open one.
+    let expected: Vec<String> = (1..=20).map(|n| format!("wamid.N{n:02}")).collect();
+    let answered: Vec<String> = texts(&bodies(&api).await)
+        .iter()
+        .map(|b| b["context"]["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(answered, expected);
+    let open: Vec<String> = sqlx::query_scalar("select wamid from quotes where status = 'open'").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(open, vec!["wamid.N20"]);
+    app.stop().await;
+}
