@@ -22,17 +22,17 @@ pub struct Incoming<'a> {
 /// activity). A message already recorded (same wamid) is left as it is.
 pub async fn record_incoming_using(conn: &mut PgConnection, message: &Incoming<'_>) -> Result<(), sqlx::Error> {
     touch_conversation_using(conn, message.wa_id, message.name).await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into whatsapp_messages (wa_id, direction, wamid, kind, body, quote_id, run_id, status)
          values ($1, 'inbound', $2, $3, $4, $5, $6, 'received')
          on conflict (wamid) where wamid is not null do nothing",
+        message.wa_id,
+        message.wamid,
+        message.kind,
+        message.body,
+        message.quote_id,
+        message.run_id,
     )
-    .bind(message.wa_id)
-    .bind(message.wamid)
-    .bind(message.kind)
-    .bind(message.body)
-    .bind(message.quote_id)
-    .bind(message.run_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -56,17 +56,17 @@ pub async fn queue_replies_using(
     touch_conversation_using(conn, wa_id, None).await?;
     let steps: Vec<&str> = replies.iter().map(|r| r.step).collect();
     let bodies: Vec<&str> = replies.iter().map(|r| r.body).collect();
-    sqlx::query(
+    sqlx::query!(
         "insert into whatsapp_messages (wa_id, direction, kind, body, quote_id, run_id, step, status)
          select $1, 'outbound', 'text', body, $2, $3, step, 'queued'
            from unnest($4::text[], $5::text[]) with ordinality as t(step, body, n) order by n
          on conflict (run_id, step) where step is not null do nothing",
+        wa_id,
+        quote_id,
+        run_id,
+        &steps as &[&str],
+        &bodies as &[&str],
     )
-    .bind(wa_id)
-    .bind(quote_id)
-    .bind(run_id)
-    .bind(&steps)
-    .bind(&bodies)
     .execute(conn)
     .await?;
     Ok(())
@@ -83,36 +83,39 @@ pub enum SendOutcome<'a> {
 /// design: the step's checkpoint, not this row, is what keeps a reply from
 /// being sent twice.
 pub async fn record_send(pool: &PgPool, run_id: Uuid, step: &str, outcome: SendOutcome<'_>) -> Result<(), sqlx::Error> {
-    let query = match outcome {
-        SendOutcome::Sent { wamid } => sqlx::query(
+    match outcome {
+        SendOutcome::Sent { wamid } => sqlx::query!(
             "update whatsapp_messages set status = 'sent', wamid = coalesce($3, wamid), attempts = attempts + 1,
                     sent_at = now(), updated_at = now()
               where run_id = $1 and step = $2",
+            run_id,
+            step,
+            wamid,
         )
-        .bind(run_id)
-        .bind(step)
-        .bind(wamid),
-        SendOutcome::Failed { code, message } => sqlx::query(
+        .execute(pool)
+        .await?,
+        SendOutcome::Failed { code, message } => sqlx::query!(
             "update whatsapp_messages set attempts = attempts + 1, error_code = $3, error_message = $4, updated_at = now()
               where run_id = $1 and step = $2 and status = 'queued'",
+            run_id,
+            step,
+            code.and_then(|c| i32::try_from(c).ok()),
+            message,
         )
-        .bind(run_id)
-        .bind(step)
-        .bind(code.and_then(|c| i32::try_from(c).ok()))
-        .bind(message),
+        .execute(pool)
+        .await?,
     };
-    query.execute(pool).await?;
     Ok(())
 }
 
 async fn touch_conversation_using(conn: &mut PgConnection, wa_id: &str, name: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into whatsapp_conversations (wa_id, name) values ($1, $2)
          on conflict (wa_id) do update
             set name = coalesce(excluded.name, whatsapp_conversations.name), last_message_at = now()",
+        wa_id,
+        name,
     )
-    .bind(wa_id)
-    .bind(name)
     .execute(conn)
     .await?;
     Ok(())

@@ -40,51 +40,53 @@ pub struct FailedMessage {
 }
 
 pub async fn status(pool: &PgPool) -> Result<QueueStatus, sqlx::Error> {
-    let (queue_size, pending_retry, failed, sent_24h, failed_24h, attempts_24h): (i64, i64, i64, i64, i64, i64) =
-        sqlx::query_as(
-            "select count(*) filter (where m.status = 'queued' and r.status is distinct from 'failed'
-                                       and r.status is distinct from 'cancelled'),
-                    count(*) filter (where m.status = 'queued' and m.attempts > 0 and r.status is distinct from 'failed'
-                                       and r.status is distinct from 'cancelled'),
-                    count(*) filter (where m.status = 'queued' and r.status = 'failed'),
-                    count(*) filter (where m.status = 'sent' and m.created_at > now() - interval '24 hours'),
-                    count(*) filter (where m.status = 'queued' and r.status = 'failed'
-                                       and m.created_at > now() - interval '24 hours'),
-                    coalesce(sum(m.attempts) filter (where (m.status = 'sent' or r.status = 'failed')
-                                                       and m.created_at > now() - interval '24 hours'), 0)
-               from whatsapp_messages m left join engine.runs r on r.id = m.run_id
-              where m.direction = 'outbound' and (m.status = 'queued' or m.created_at > now() - interval '24 hours')",
-        )
-        .fetch_one(pool)
-        .await?;
-    let failed_messages = sqlx::query_as(
-        "select m.id, m.wa_id as to, m.attempts, coalesce(m.error_message, r.last_error_message) as last_error
-           from whatsapp_messages m join engine.runs r on r.id = m.run_id
-          where m.status = 'queued' and r.status = 'failed'
-          order by m.id desc limit $1",
+    let counts = sqlx::query!(
+        r#"select count(*) filter (where m.status = 'queued' and r.status is distinct from 'failed'
+                                      and r.status is distinct from 'cancelled') as "queue_size!",
+                  count(*) filter (where m.status = 'queued' and m.attempts > 0 and r.status is distinct from 'failed'
+                                      and r.status is distinct from 'cancelled') as "pending_retry!",
+                  count(*) filter (where m.status = 'queued' and r.status = 'failed') as "failed!",
+                  count(*) filter (where m.status = 'sent' and m.created_at > now() - interval '24 hours') as "sent_24h!",
+                  count(*) filter (where m.status = 'queued' and r.status = 'failed'
+                                      and m.created_at > now() - interval '24 hours') as "failed_24h!",
+                  coalesce(sum(m.attempts) filter (where (m.status = 'sent' or r.status = 'failed')
+                                                      and m.created_at > now() - interval '24 hours'), 0) as "attempts_24h!"
+             from whatsapp_messages m left join engine.runs r on r.id = m.run_id
+            where m.direction = 'outbound' and (m.status = 'queued' or m.created_at > now() - interval '24 hours')"#,
     )
-    .bind(FAILED_LISTED)
+    .fetch_one(pool)
+    .await?;
+    let failed_messages = sqlx::query_as!(
+        FailedMessage,
+        r#"select m.id, m.wa_id as "to", m.attempts, coalesce(m.error_message, r.last_error_message) as last_error
+             from whatsapp_messages m join engine.runs r on r.id = m.run_id
+            where m.status = 'queued' and r.status = 'failed'
+            order by m.id desc limit $1"#,
+        FAILED_LISTED,
+    )
     .fetch_all(pool)
     .await?;
-    let settled = sent_24h + failed_24h;
+    let settled = counts.sent_24h + counts.failed_24h;
     Ok(QueueStatus {
-        queue_size,
-        pending_retry,
-        failed,
+        queue_size: counts.queue_size,
+        pending_retry: counts.pending_retry,
+        failed: counts.failed,
         failed_messages,
-        success_rate: if settled == 0 { 1.0 } else { sent_24h as f64 / settled as f64 },
-        avg_attempts: if settled == 0 { 0.0 } else { attempts_24h as f64 / settled as f64 },
+        success_rate: if settled == 0 { 1.0 } else { counts.sent_24h as f64 / settled as f64 },
+        avg_attempts: if settled == 0 { 0.0 } else { counts.attempts_24h as f64 / settled as f64 },
     })
 }
 
 /// The runs whose replies failed to send, with how many replies each holds
 /// (what `POST /api/v1/whatsapp/retry` retries).
 pub async fn failed_runs(pool: &PgPool) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select m.run_id, count(*) from whatsapp_messages m join engine.runs r on r.id = m.run_id
-          where m.status = 'queued' and r.status = 'failed'
-          group by m.run_id order by m.run_id",
+    let runs = sqlx::query!(
+        r#"select m.run_id as "run_id!", count(*) as "replies!"
+             from whatsapp_messages m join engine.runs r on r.id = m.run_id
+            where m.status = 'queued' and r.status = 'failed'
+            group by m.run_id order by m.run_id"#,
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(runs.into_iter().map(|r| (r.run_id, r.replies)).collect())
 }

@@ -54,11 +54,11 @@ pub struct StatusReport {
 
 /// Merges `report` into the message's reports, in the caller's transaction.
 pub async fn apply_using(conn: &mut PgConnection, report: &StatusReport) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into whatsapp_statuses as s (wamid, recipient, status, error_code, error_message,
                                              sent_at, delivered_at, read_at, failed_at)
          values ($1, $2, $3, $4, $5,
-                 case when $3 = 'sent' then $6 end, case when $3 = 'delivered' then $6 end,
+                 case when $3 = 'sent' then $6::timestamptz end, case when $3 = 'delivered' then $6 end,
                  case when $3 = 'read' then $6 end, case when $3 = 'failed' then $6 end)
          on conflict (wamid) do update set
              status = case when whatsapp_status_rank(excluded.status) > whatsapp_status_rank(s.status)
@@ -71,13 +71,13 @@ pub async fn apply_using(conn: &mut PgConnection, report: &StatusReport) -> Resu
              read_at = coalesce(s.read_at, excluded.read_at),
              failed_at = coalesce(s.failed_at, excluded.failed_at),
              updated_at = now()",
+        report.wamid,
+        report.recipient,
+        report.status.as_str(),
+        report.error_code.and_then(|c| i32::try_from(c).ok()),
+        report.error_message,
+        report.at.unwrap_or_else(Utc::now),
     )
-    .bind(&report.wamid)
-    .bind(&report.recipient)
-    .bind(report.status.as_str())
-    .bind(report.error_code.and_then(|c| i32::try_from(c).ok()))
-    .bind(&report.error_message)
-    .bind(report.at.unwrap_or_else(Utc::now))
     .execute(conn)
     .await?;
     Ok(())
