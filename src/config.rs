@@ -40,6 +40,8 @@ pub struct Settings {
     pub mercadopago_api_base: String,
     /// WhatsApp Cloud API sends (replies, mark-as-read).
     pub whatsapp: WhatsAppSettings,
+    /// Payment links sent to WhatsApp shoppers who confirm a quote.
+    pub payment_links: PaymentLinkSettings,
     /// `RELEVO_RUN_WORKERS` (default true): `false` makes an API-only node
     /// (receives webhooks, serves ops) while other nodes execute runs.
     pub run_workers: bool,
@@ -180,6 +182,7 @@ impl Settings {
             mercadopago_access_token: get("MERCADOPAGO_ACCESS_TOKEN").map(SecretString::from),
             mercadopago_api_base: get("MERCADOPAGO_API_BASE").unwrap_or_else(|| MERCADOPAGO_API_BASE.into()),
             whatsapp: WhatsAppSettings::from_lookup(&get)?,
+            payment_links: PaymentLinkSettings::from_lookup(&get, &addr)?,
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
@@ -206,8 +209,8 @@ pub struct WhatsAppSettings {
     pub phone_number_id: Option<String>,
     /// `WHATSAPP_ACCESS_TOKEN`: Bearer token of the Graph API.
     pub access_token: Option<SecretString>,
-    /// `WHATSAPP_SEND_RETRY_SCHEDULE` (default `1m,2m,4m,8m,16m`): the backoff
-    /// ceilings after each transient send failure; when exhausted the run fails.
+    /// `WHATSAPP_SEND_RETRY_SCHEDULE` (default `1m,2m,4m,8m,16m`): the exact
+    /// delay before each retry of a transient send failure; then the run fails.
     pub send_retry_schedule: Vec<Duration>,
 }
 
@@ -229,6 +232,57 @@ impl WhatsAppSettings {
             phone_number_id: get("WHATSAPP_PHONE_NUMBER_ID"),
             access_token: get("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
             send_retry_schedule,
+        })
+    }
+}
+
+/// Stripe's API.
+pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
+
+/// Which provider hosts the payment links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkProvider {
+    Stripe,
+    MercadoPago,
+}
+
+/// Payment links for orders confirmed over WhatsApp.
+#[derive(Clone)]
+pub struct PaymentLinkSettings {
+    /// `RELEVO_PAYMENT_LINKS` (`stripe` or `mercadopago`); unset: Stripe when
+    /// `STRIPE_API_KEY` is set, else Mercado Pago.
+    pub provider: Option<LinkProvider>,
+    /// `STRIPE_API_KEY` (`sk_…`).
+    pub stripe_api_key: Option<SecretString>,
+    /// `STRIPE_API_BASE` (default https://api.stripe.com).
+    pub stripe_api_base: String,
+    /// `STRIPE_PAYMENT_METHODS` (default `card,oxxo`).
+    pub stripe_payment_methods: Vec<String>,
+    /// `RELEVO_CHECKOUT_RETURN_URL`: where shoppers land after paying (default
+    /// `http://<RELEVO_ADDR>/checkout/return`, a page Relevo serves).
+    pub return_url: String,
+}
+
+impl PaymentLinkSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>, addr: &str) -> Result<Self, Error> {
+        let provider = match get("RELEVO_PAYMENT_LINKS").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("stripe") => Some(LinkProvider::Stripe),
+            Some("mercadopago") => Some(LinkProvider::MercadoPago),
+            Some(other) => {
+                return Err(Error { name: "RELEVO_PAYMENT_LINKS", reason: format!("{other:?} is not stripe or mercadopago") })
+            }
+        };
+        let methods = list(Some(get("STRIPE_PAYMENT_METHODS").unwrap_or_else(|| "card,oxxo".into())));
+        if methods.is_empty() {
+            return Err(Error { name: "STRIPE_PAYMENT_METHODS", reason: "names no payment method".into() });
+        }
+        Ok(Self {
+            provider,
+            stripe_api_key: get("STRIPE_API_KEY").map(SecretString::from),
+            stripe_api_base: get("STRIPE_API_BASE").unwrap_or_else(|| STRIPE_API_BASE.into()),
+            stripe_payment_methods: methods,
+            return_url: get("RELEVO_CHECKOUT_RETURN_URL").unwrap_or_else(|| format!("http://{addr}/checkout/return")),
         })
     }
 }

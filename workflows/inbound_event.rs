@@ -72,7 +72,7 @@ impl Workflow for InboundEvent {
 }
 
 /// 429 resumes at Retry-After; timeouts and 5xx back off; the rest will not change.
-fn mercadopago_step_error(e: mercadopago::client::Error) -> StepError {
+pub(super) fn mercadopago_step_error(e: mercadopago::client::Error) -> StepError {
     match e {
         mercadopago::client::Error::RateLimited { retry_after_secs, .. } => {
             StepError::rate_limited(Utc::now() + chrono::Duration::seconds(retry_after_secs), e)

@@ -20,6 +20,7 @@ pub mod inbound_event;
 pub mod oxxo_expiry;
 pub mod payment_fulfilment;
 pub mod selftest;
+pub mod whatsapp_checkout;
 pub mod whatsapp_conversation;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use self::{
     inbound_event::{InboundEvent, InboundEventInput},
     payment_fulfilment::{PaymentFulfilment, PaymentFulfilmentInput},
+    whatsapp_checkout::{Checkout, PaymentLinks},
     whatsapp_conversation::{WhatsAppConversation, WhatsAppConversationInput},
 };
 use crate::{
@@ -65,8 +67,8 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
             }),
         })
         .register(PaymentFulfilment { shop: shop.clone() })
-        .register(oxxo_expiry::OxxoExpiry { shop })
-        .register(whatsapp_conversation(&settings.whatsapp));
+        .register(oxxo_expiry::OxxoExpiry { shop: shop.clone() })
+        .register(whatsapp_conversation(settings, shop));
     if let Some(mailer) = mailer {
         registry = registry.register(email_delivery::EmailDelivery { mailer });
     }
@@ -80,7 +82,8 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
 /// The WhatsApp flow: its client when WHATSAPP_ACCESS_TOKEN and
 /// WHATSAPP_PHONE_NUMBER_ID are set, and its send retries from
 /// WHATSAPP_SEND_RETRY_SCHEDULE, kept exactly (one retry per delay, then failed).
-fn whatsapp_conversation(wa: &crate::config::WhatsAppSettings) -> WhatsAppConversation {
+fn whatsapp_conversation(settings: &Settings, shop: Arc<Shop>) -> WhatsAppConversation {
+    let wa = &settings.whatsapp;
     let client = match (&wa.access_token, &wa.phone_number_id) {
         (Some(token), Some(phone_number_id)) => Ok(Arc::new(crate::providers::whatsapp::client::Client::new(
             &wa.api_base,
@@ -95,7 +98,37 @@ fn whatsapp_conversation(wa: &crate::config::WhatsAppSettings) -> WhatsAppConver
         }
     };
     let retry = RetryPolicy::from_schedule(&wa.send_retry_schedule);
-    WhatsAppConversation { client, retry }
+    let checkout = Arc::new(Checkout { links: payment_links(settings), return_url: settings.payment_links.return_url.clone(), shop });
+    WhatsAppConversation { client, retry, checkout }
+}
+
+/// Who hosts payment links: RELEVO_PAYMENT_LINKS, else Stripe when
+/// STRIPE_API_KEY is set, else Mercado Pago.
+fn payment_links(settings: &Settings) -> PaymentLinks {
+    use crate::{
+        config::LinkProvider,
+        providers::{mercadopago, stripe},
+    };
+    let links = &settings.payment_links;
+    let stripe = || {
+        links.stripe_api_key.clone().map(|key| {
+            PaymentLinks::Stripe(Arc::new(stripe::client::Client::new(&links.stripe_api_base, key, links.stripe_payment_methods.clone())))
+        })
+    };
+    let mercadopago = || {
+        settings.mercadopago_access_token.clone().map(|token| {
+            PaymentLinks::MercadoPago(Arc::new(mercadopago::client::Client::new(&settings.mercadopago_api_base, token)))
+        })
+    };
+    let unavailable = |why: &str| PaymentLinks::Unavailable(format!("{why}; set it and retry this run"));
+    match links.provider {
+        Some(LinkProvider::Stripe) => stripe().unwrap_or_else(|| unavailable("RELEVO_PAYMENT_LINKS=stripe but STRIPE_API_KEY is not set")),
+        Some(LinkProvider::MercadoPago) => mercadopago()
+            .unwrap_or_else(|| unavailable("RELEVO_PAYMENT_LINKS=mercadopago but MERCADOPAGO_ACCESS_TOKEN is not set")),
+        None => stripe().or_else(mercadopago).unwrap_or_else(|| {
+            unavailable("no payment link provider: neither STRIPE_API_KEY nor MERCADOPAGO_ACCESS_TOKEN is set")
+        }),
+    }
 }
 
 /// The flow every stored webhook starts: `inbound_event`.

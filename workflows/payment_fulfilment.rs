@@ -125,7 +125,7 @@ impl Workflow for PaymentFulfilment {
                     .tx_step("fulfil", move |tx, _| {
                         Box::pin(async move {
                             let done = fulfilment::fulfil_using(tx, order_id, amount.as_ref(), &shop).await?;
-                            if let Fulfilment::Fulfilled { email_id } = &done {
+                            if let Fulfilment::Fulfilled { email_id: Some(email_id) } = &done {
                                 deliver_using(tx, &shop, *email_id).await?;
                             }
                             Ok(done)

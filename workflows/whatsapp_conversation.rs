@@ -7,14 +7,19 @@
 //!    never blocks the reply.
 //! 2. `quote` — understand the message and store its effect, in one
 //!    transaction: a text with products becomes the shopper's open quote
-//!    (superseding the previous one); "sí" / "no" to the open quote confirms or
-//!    declines it; other message types get the "text only" instruction. The
-//!    message and the replies (`queued`) go to the message log in the same
-//!    transaction. The checkpoint holds the reply texts.
+//!    (superseding the previous one); "no" to the open quote declines it; "sí"
+//!    places the order (see `whatsapp_checkout`), or, if the catalog moved or
+//!    the quote expired, offers the quote at today's prices; other message
+//!    types get the "text only" instruction. The message and the replies
+//!    (`queued`) go to the message log in the same transaction. The checkpoint
+//!    holds the reply texts and the order placed.
 //! 3. `send_reply` (then `send_reply_2`, … for answers over 4,096 characters) —
 //!    one Graph API send per part, each checkpointed, replying to the
 //!    incoming wamid (`context.message_id`). Each attempt's outcome is
 //!    recorded on the reply's log row (attempts, Meta's error, `sent`).
+//! 4. After an order: `payment_link` (Stripe Checkout Session or Mercado Pago
+//!    preference, idempotency key `run_id:payment_link`), `record_link` (the
+//!    link on the order, the message queued) and `send_link`.
 
 use std::sync::Arc;
 
@@ -23,14 +28,16 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::whatsapp_checkout::{self as checkout, record_link_using, Checkout, Confirmed, Placed};
 use crate::{
     domain::quotes::{
         conversation::{self, Answer, QuoteStatus},
-        money, reply,
+        reply,
         store::{self, IndexCache},
     },
-    domain::whatsapp::log,
+    domain::{orders::from_quote, whatsapp::log},
     engine::{RetryPolicy, RunCtx, StepError, StepInfo, Workflow},
+    providers::payment::PaymentLink,
     providers::whatsapp::client::{self, Client, Sent},
 };
 
@@ -43,6 +50,8 @@ pub struct WhatsAppConversation {
     pub client: Result<Arc<Client>, String>,
     /// Transient send failures (WHATSAPP_SEND_RETRY_SCHEDULE).
     pub retry: RetryPolicy,
+    /// Orders and payment links for confirmed quotes.
+    pub checkout: Arc<Checkout>,
 }
 
 /// Stored with every run: a durable contract.
@@ -79,6 +88,11 @@ pub enum Outcome {
     Expired,
     /// A yes/no with no open quote.
     NoOpenQuote,
+    /// "Sí" placed an order; its payment link follows.
+    Ordered,
+    /// "Sí" to a quote the catalog has moved away from (or that expired): the
+    /// quote at today's prices was offered instead.
+    Requoted,
     /// An image, audio, sticker, …: only text is read.
     NonText,
 }
@@ -89,6 +103,9 @@ pub struct Understood {
     pub outcome: Outcome,
     pub quote_id: Option<Uuid>,
     pub replies: Vec<String>,
+    /// The order "sí" placed.
+    #[serde(default)]
+    pub order: Option<Placed>,
 }
 
 impl Workflow for WhatsAppConversation {
@@ -126,7 +143,7 @@ impl Workflow for WhatsAppConversation {
         let understood: Understood = ctx
             .tx_step("quote", move |tx, info| {
                 Box::pin(async move {
-                    let understood = understand_using(tx, &pool, &message.wa_id, &message.wamid, message.text.clone()).await?;
+                    let understood = understand_using(tx, &pool, &message).await?;
                     record_using(tx, info.run_id, &message, &understood).await?;
                     Ok(understood)
                 })
@@ -134,23 +151,49 @@ impl Workflow for WhatsAppConversation {
             .await?;
 
         for (i, body) in understood.replies.into_iter().enumerate() {
-            let (client, to, wamid) = (self.client.clone(), input.wa_id.clone(), input.wamid.clone());
-            let pool = ctx.pool().clone();
-            let _: Sent = ctx
-                .step(&send_step(i), |info| async move {
-                    let client = match client {
-                        Ok(client) => client,
-                        Err(missing) => {
-                            note_attempt(&pool, &info, log::SendOutcome::Failed { code: None, message: &missing }).await;
-                            return Err(StepError::permanent(missing));
-                        }
-                    };
-                    let sent = client.send_text(&to, &body, Some(&wamid)).await;
-                    record_send(&pool, &info, &sent).await;
-                    sent.map_err(whatsapp_step_error)
-                })
-                .await?;
+            self.send(ctx, &send_step(i), &input, body).await?;
         }
+        let Some(placed) = understood.order else { return Ok(()) };
+        let checkout = self.checkout.clone();
+        let for_link = placed.clone();
+        let link: PaymentLink = ctx
+            .step("payment_link", |info| async move { checkout.create_link(&for_link, info.idempotency_key).await })
+            .await?;
+        let text = self.checkout.link_message(&placed, &link);
+        let (wa_id, body) = (input.wa_id.clone(), text.clone());
+        let _: bool = ctx
+            .tx_step("record_link", move |tx, info| {
+                Box::pin(async move {
+                    record_link_using(tx, placed.order_id, &link).await?;
+                    let reply = [log::Reply { step: "send_link", body: &body }];
+                    log::queue_replies_using(tx, &wa_id, info.run_id, None, &reply).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        self.send(ctx, "send_link", &input, text).await
+    }
+}
+
+impl WhatsAppConversation {
+    /// One checkpointed send of `body` to the shopper, in reply to their message.
+    async fn send(&self, ctx: &mut RunCtx, step: &str, input: &WhatsAppConversationInput, body: String) -> Result<(), StepError> {
+        let (client, to, wamid) = (self.client.clone(), input.wa_id.clone(), input.wamid.clone());
+        let pool = ctx.pool().clone();
+        let _: Sent = ctx
+            .step(step, |info| async move {
+                let client = match client {
+                    Ok(client) => client,
+                    Err(missing) => {
+                        note_attempt(&pool, &info, log::SendOutcome::Failed { code: None, message: &missing }).await;
+                        return Err(StepError::permanent(missing));
+                    }
+                };
+                let sent = client.send_text(&to, &body, Some(&wamid)).await;
+                record_send(&pool, &info, &sent).await;
+                sent.map_err(whatsapp_step_error)
+            })
+            .await?;
         Ok(())
     }
 }
@@ -221,58 +264,54 @@ async fn note_attempt(pool: &PgPool, info: &StepInfo, outcome: log::SendOutcome<
 }
 
 /// Decides what the message means and stores it, in the step's transaction.
-async fn understand_using(
-    tx: &mut PgConnection,
-    pool: &PgPool,
-    wa_id: &str,
-    wamid: &str,
-    text: Option<String>,
-) -> Result<Understood, StepError> {
-    let Some(text) = text else {
+async fn understand_using(tx: &mut PgConnection, pool: &PgPool, message: &WhatsAppConversationInput) -> Result<Understood, StepError> {
+    let (wa_id, wamid) = (message.wa_id.as_str(), message.wamid.as_str());
+    let reply = |outcome, quote_id, text: &str| Understood { outcome, quote_id, replies: vec![text.to_owned()], order: None };
+    let Some(text) = message.text.clone() else {
         let examples = IndexCache::global().current(pool).await.map_err(quote_error)?.examples(EXAMPLES);
-        return Ok(Understood { outcome: Outcome::NonText, quote_id: None, replies: vec![reply::non_text(&examples)] });
+        return Ok(reply(Outcome::NonText, None, &reply::non_text(&examples)));
     };
     if let Some(answer) = conversation::answer(&text) {
         let Some(open) = conversation::get_open_quote_using(tx, wa_id).await? else {
-            return Ok(Understood {
-                outcome: Outcome::NoOpenQuote,
-                quote_id: None,
-                replies: vec!["No tienes una cotización pendiente. Escríbeme qué productos quieres y cuántos de cada uno, por ejemplo: \"2 zapatos y 1 camisa\".".into()],
-            });
+            return Ok(reply(
+                Outcome::NoOpenQuote,
+                None,
+                "No tienes una cotización pendiente. Escríbeme qué productos quieres y cuántos de cada uno, por ejemplo: \"2 zapatos y 1 camisa\".",
+            ));
         };
-        let (outcome, status, answer_text) = if open.expires_at <= Utc::now() {
-            (
-                Outcome::Expired,
-                QuoteStatus::Expired,
-                "⌛ Tu cotización ya venció (es válida por 24 horas). Envíame de nuevo tu pedido y te preparo una nueva.".to_owned(),
-            )
-        } else {
-            match answer {
-                Answer::Yes => (
-                    Outcome::Confirmed,
-                    QuoteStatus::Confirmed,
-                    format!(
-                        "✅ ¡Gracias! Tu pedido por {} quedó confirmado y ya lo estamos preparando. En breve te enviamos los detalles para el pago.",
-                        money::format(open.total_minor, &open.currency)
-                    ),
-                ),
-                Answer::No => (
+        let expired = open.expires_at <= Utc::now();
+        let confirmed = match (answer, expired) {
+            (Answer::No, _) => {
+                let status = if expired { QuoteStatus::Expired } else { QuoteStatus::Declined };
+                conversation::update_quote_status_using(tx, open.id, status).await?;
+                return Ok(reply(
                     Outcome::Declined,
-                    QuoteStatus::Declined,
-                    "De acuerdo, cancelé tu cotización. 😊 Cuando quieras, escríbeme tu pedido y con gusto te preparo una nueva.".to_owned(),
-                ),
+                    Some(open.id),
+                    "De acuerdo, cancelé tu cotización. 😊 Cuando quieras, escríbeme tu pedido y con gusto te preparo una nueva.",
+                ));
             }
+            (Answer::Yes, true) => {
+                conversation::update_quote_status_using(tx, open.id, QuoteStatus::Expired).await?;
+                let (today, _) = from_quote::reprice_using(tx, &open).await?;
+                let note = "⌛ Tu cotización venció (es válida por 24 horas), así que no creé el pedido.";
+                checkout::requote_using(tx, wa_id, wamid, &open, today, note).await?
+            }
+            (Answer::Yes, false) => checkout::confirm_using(tx, wa_id, wamid, message.name.as_deref(), &open).await?,
         };
-        conversation::update_quote_status_using(tx, open.id, status).await?;
-        return Ok(Understood { outcome, quote_id: Some(open.id), replies: vec![answer_text] });
+        return Ok(match confirmed {
+            Confirmed::Ordered(placed) => {
+                Understood { outcome: Outcome::Ordered, quote_id: Some(open.id), replies: Vec::new(), order: Some(placed) }
+            }
+            Confirmed::Requoted { quote_id, replies } => Understood { outcome: Outcome::Requoted, quote_id, replies, order: None },
+        });
     }
     let quote = store::quote_message(pool, &text).await.map_err(quote_error)?;
     let replies = reply::render(&quote);
     if quote.lines.is_empty() {
-        return Ok(Understood { outcome: Outcome::NotUnderstood, quote_id: None, replies });
+        return Ok(Understood { outcome: Outcome::NotUnderstood, quote_id: None, replies, order: None });
     }
     let id = conversation::insert_open_quote_using(tx, wa_id, wamid, &quote).await?;
-    Ok(Understood { outcome: Outcome::Quoted, quote_id: Some(id), replies })
+    Ok(Understood { outcome: Outcome::Quoted, quote_id: Some(id), replies, order: None })
 }
 
 fn quote_error(e: store::Error) -> StepError {

@@ -2,6 +2,7 @@
 //! its tables; HTTP handlers convert DTOs into these types once.
 
 pub mod catalog;
+pub mod customers;
 pub mod emails;
 pub mod orders;
 pub mod payments;

@@ -12,6 +12,8 @@ use uuid::Uuid;
 /// strings, so never change one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
+    CustomerCreated,
+    CustomerUpdated,
     SalesOrderCreated,
     SalesOrderConfirmed,
     SalesOrderCancelled,
@@ -25,7 +27,9 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
+        Self::CustomerCreated,
+        Self::CustomerUpdated,
         Self::SalesOrderCreated,
         Self::SalesOrderConfirmed,
         Self::SalesOrderCancelled,
@@ -39,6 +43,8 @@ impl EventType {
 
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::CustomerCreated => "customer.created",
+            Self::CustomerUpdated => "customer.updated",
             Self::SalesOrderCreated => "sales_order.created",
             Self::SalesOrderConfirmed => "sales_order.confirmed",
             Self::SalesOrderCancelled => "sales_order.cancelled",

@@ -50,7 +50,8 @@ impl From<OrderStatusDto> for OrderStatus {
 
 #[derive(Object, Debug)]
 pub struct CustomerIn {
-    pub email: String,
+    /// An e-mail or a phone is required; with an e-mail the order's e-mails are sent.
+    pub email: Option<String>,
     pub name: String,
     pub phone: Option<String>,
 }
@@ -69,7 +70,9 @@ pub struct OrderIn {
 
 #[derive(Object, Debug)]
 pub struct CustomerOut {
-    pub email: String,
+    /// The customer record (`GET /api/v1/customers/{id}`).
+    pub id: Option<Uuid>,
+    pub email: Option<String>,
     pub name: String,
     pub phone: Option<String>,
 }
@@ -103,6 +106,7 @@ impl From<Order> for OrderOut {
             id: r.id,
             status: r.status.as_str().to_owned(),
             customer: CustomerOut {
+                id: r.customer_id,
                 email: r.customer_email,
                 name: r.customer_name,
                 phone: r.customer_phone,
@@ -218,7 +222,7 @@ impl OrdersApi {
     async fn create(&self, _auth: AdminAuth, state: Data<&AppState>, body: Json<OrderIn>) -> Result<CreatedOrder, ApiError> {
         let b = &body.0;
         let items: Vec<(String, i64)> = b.items.iter().map(|i| (i.sku.clone(), i.quantity)).collect();
-        let new = NewOrder::parse(&b.customer.email, &b.customer.name, b.customer.phone.as_deref(), &items)
+        let new = NewOrder::parse(b.customer.email.as_deref(), &b.customer.name, b.customer.phone.as_deref(), &items)
             .map_err(|e| ApiError::invalid(&e))?;
         let order = orders::create(&state.pool, &new).await.map_err(order_error)?;
         Ok(CreatedOrder::Created(Json(order.into())))

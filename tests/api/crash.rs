@@ -183,7 +183,7 @@ async fn a_fulfilment_batch_killed_midway_ends_with_no_double_decrement_or_email
     let mut sold = 0;
     for i in 0..150 {
         let qty = 1 + (i % 3) as i64;
-        let new = orders::NewOrder::parse("ana@example.mx", "Ana", None, &[("CAL-001".into(), qty)]).unwrap();
+        let new = orders::NewOrder::parse(Some("ana@example.mx"), "Ana", None, &[("CAL-001".into(), qty)]).unwrap();
         let order = orders::create(&db.pool, &new).await.unwrap();
         ids.push((order.order.id, order.order.amount_minor));
         sold += qty;

@@ -40,7 +40,8 @@ pub enum Applied {
 
 struct Locked {
     state: OrderState,
-    email: String,
+    /// None for a WhatsApp order: no e-mail is queued.
+    email: Option<String>,
     name: String,
     amount_minor: i64,
     currency: String,
@@ -148,10 +149,13 @@ pub async fn apply_signal_using(
             record_using(conn, order_id, from, Some(to), signal, None, event_id).await?;
             publish_move_using(conn, order_id, to, update).await?;
             let email_id = match (to, &update.oxxo) {
-                (OrderStatus::AwaitingOfflinePayment, Some(voucher)) => {
-                    let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
-                    Some(emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?)
-                }
+                (OrderStatus::AwaitingOfflinePayment, Some(voucher)) => match &order.email {
+                    Some(email) => {
+                        let mail = emails::oxxo_voucher(&order.name, order_id, voucher, order.amount_minor, &order.currency, shop.timezone);
+                        Some(emails::queue_using(conn, Some(order_id), email, &mail, shop.smtp_configured).await?)
+                    }
+                    None => None,
+                },
                 _ => None,
             };
             Applied::Moved { from, to, email_id }
@@ -193,7 +197,8 @@ fn move_event(order_id: Uuid, to: OrderStatus, update: &PaymentUpdate) -> Option
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Fulfilment {
-    Fulfilled { email_id: Uuid },
+    /// `email_id`: the confirmation e-mail, when the order has an address.
+    Fulfilled { email_id: Option<Uuid> },
     NeedsAttention { reason: String },
     NotPaid { status: OrderStatus },
 }
@@ -237,8 +242,13 @@ pub async fn fulfil_using(
             .await?;
         catalog::record_movement_using(conn, sku, -quantity, "sale", Some(order_id)).await?;
     }
-    let mail = emails::order_confirmation(&order.name, order_id, &items, order.amount_minor, &order.currency);
-    let email_id = emails::queue_using(conn, Some(order_id), &order.email, &mail, shop.smtp_configured).await?;
+    let email_id = match &order.email {
+        Some(email) => {
+            let mail = emails::order_confirmation(&order.name, order_id, &items, order.amount_minor, &order.currency);
+            Some(emails::queue_using(conn, Some(order_id), email, &mail, shop.smtp_configured).await?)
+        }
+        None => None,
+    };
     record_using(conn, order_id, OrderStatus::Paid, Some(OrderStatus::Fulfilled), "fulfilment", None, None).await?;
     outbox::record_using(
         conn,

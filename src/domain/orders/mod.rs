@@ -1,7 +1,9 @@
 //! Orders: created with prices frozen from the catalog, moved by payment
 //! signals through the state machine in `status`, every transition recorded.
 
+pub mod from_quote;
 pub mod fulfilment;
+pub mod links;
 pub mod status;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ pub use status::{Decision, OrderState, OrderStatus, PaymentSignal};
 
 use super::{
     catalog::{self, ProductPrice, Sku},
+    customers,
     outbox::{self, EventType},
     Invalid,
 };
@@ -43,11 +46,23 @@ impl Email {
     }
 }
 
+/// Who an order is for: an e-mail, a phone, or both.
 #[derive(Clone, Debug)]
 pub struct Customer {
-    pub email: Email,
+    pub email: Option<Email>,
     pub name: String,
     pub phone: Option<String>,
+}
+
+impl Customer {
+    /// How the customers table recognises this person: the e-mail, else the
+    /// phone as a WhatsApp number (its digits).
+    pub fn identity(&self) -> (Option<String>, Option<String>) {
+        match &self.email {
+            Some(email) => (None, Some(email.as_str().to_owned())),
+            None => (self.phone.as_deref().map(|p| p.chars().filter(char::is_ascii_digit).collect()), None),
+        }
+    }
 }
 
 /// A validated order request.
@@ -58,10 +73,21 @@ pub struct NewOrder {
 }
 
 impl NewOrder {
-    pub fn parse(email: &str, name: &str, phone: Option<&str>, items: &[(String, i64)]) -> Result<Self, Invalid> {
+    /// An order needs a name and an e-mail or a phone.
+    pub fn parse(email: Option<&str>, name: &str, phone: Option<&str>, items: &[(String, i64)]) -> Result<Self, Invalid> {
         let name = name.trim();
         if name.is_empty() {
             return Err(Invalid::new("customer.name", "must not be empty"));
+        }
+        let phone = phone.map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+        let email = email.map(Email::parse).transpose()?;
+        if email.is_none() && phone.is_none() {
+            return Err(Invalid::new("customer", "an order needs an e-mail or a phone"));
+        }
+        if let Some(phone) = &phone {
+            if !phone.chars().any(|c| c.is_ascii_digit()) || phone.len() > 32 {
+                return Err(Invalid::new("customer.phone", format!("{phone:?} is not a phone number")));
+            }
         }
         if items.is_empty() {
             return Err(Invalid::new("items", "an order needs at least one item"));
@@ -76,11 +102,7 @@ impl NewOrder {
             parsed.push((sku, quantity));
         }
         Ok(Self {
-            customer: Customer {
-                email: Email::parse(email)?,
-                name: name.to_owned(),
-                phone: phone.map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned),
-            },
+            customer: Customer { email, name: name.to_owned(), phone },
             items: parsed,
         })
     }
@@ -90,7 +112,10 @@ impl NewOrder {
 pub struct OrderRow {
     pub id: Uuid,
     pub status: OrderStatus,
-    pub customer_email: String,
+    pub customer_id: Option<Uuid>,
+    /// The WhatsApp quote the order was confirmed from.
+    pub quote_id: Option<Uuid>,
+    pub customer_email: Option<String>,
     pub customer_name: String,
     pub customer_phone: Option<String>,
     pub amount_minor: i64,
@@ -134,8 +159,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
 }
 
-const ORDER_COLUMNS: &str = "id, status, customer_email, customer_name, customer_phone, amount_minor,
-    currency::text as currency, created_at, updated_at";
+const ORDER_COLUMNS: &str = "id, status, customer_id, quote_id, customer_email, customer_name, customer_phone,
+    amount_minor, currency::text as currency, created_at, updated_at";
 
 /// Creates an order with prices frozen from the catalog, and records
 /// `sales_order.created` in the same transaction.
@@ -145,22 +170,44 @@ pub async fn create(pool: &PgPool, new: &NewOrder) -> Result<Order, Error> {
     // Shared locks: a price cannot change between reading and freezing it.
     let prices = catalog::lock_prices_using(&mut tx, &skus).await?;
     let priced = price_lines(&new.items, &prices)?;
+    let (wa_id, email) = new.customer.identity();
+    let identity = match (&wa_id, &email) {
+        (_, Some(email)) => customers::Identity::Email(email),
+        (Some(wa_id), None) => customers::Identity::WhatsApp(wa_id),
+        (None, None) => return Err(Invalid::new("customer", "an order needs an e-mail or a phone").into()),
+    };
+    let details = customers::Details { name: Some(&new.customer.name), phone: new.customer.phone.as_deref() };
+    let customer = customers::upsert_using(&mut tx, identity, details).await?;
+    let order = insert_using(&mut tx, &new.customer, customer.id, None, &priced).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+/// Inserts an order of `customer_id` with its priced lines, and records
+/// `sales_order.created`, in the caller's transaction.
+pub(crate) async fn insert_using(
+    conn: &mut PgConnection,
+    customer: &Customer,
+    customer_id: Uuid,
+    quote_id: Option<Uuid>,
+    priced: &PricedOrder,
+) -> Result<Order, sqlx::Error> {
     let id = Uuid::now_v7();
-    let order = insert_order_using(&mut tx, id, &new.customer, &priced).await?;
-    insert_items_using(&mut tx, id, &priced.items).await?;
+    let order = insert_order_using(conn, id, customer, customer_id, quote_id, priced).await?;
+    insert_items_using(conn, id, &priced.items).await?;
     outbox::record_using(
-        &mut tx,
+        conn,
         EventType::SalesOrderCreated,
         json!({
             "order_id": id,
+            "customer_id": customer_id,
             "amount_minor": priced.amount_minor,
             "currency": priced.currency,
             "status": OrderStatus::PendingPayment.as_str(),
         }),
     )
     .await?;
-    tx.commit().await?;
-    Ok(Order { order, items: priced.items })
+    Ok(Order { order, items: priced.items.clone() })
 }
 
 /// Order lines with their prices frozen, and the order's currency and total.
@@ -208,19 +255,23 @@ async fn insert_order_using(
     conn: &mut PgConnection,
     id: Uuid,
     customer: &Customer,
+    customer_id: Uuid,
+    quote_id: Option<Uuid>,
     priced: &PricedOrder,
 ) -> Result<OrderRow, sqlx::Error> {
     let sql = format!(
-        "insert into orders (id, customer_email, customer_name, customer_phone, amount_minor, currency)
-         values ($1, $2, $3, $4, $5, $6) returning {ORDER_COLUMNS}"
+        "insert into orders (id, customer_email, customer_name, customer_phone, amount_minor, currency, customer_id, quote_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning {ORDER_COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .bind(customer.email.as_str())
+        .bind(customer.email.as_ref().map(Email::as_str))
         .bind(&customer.name)
         .bind(&customer.phone)
         .bind(priced.amount_minor)
         .bind(&priced.currency)
+        .bind(customer_id)
+        .bind(quote_id)
         .fetch_one(conn)
         .await
 }
@@ -306,8 +357,10 @@ mod tests {
 
     #[test]
     fn order_requests_are_validated() {
-        let ok = NewOrder::parse("ana@example.mx", "Ana", Some(" "), &[("ZAP-001".into(), 2)]).unwrap();
+        let ok = NewOrder::parse(Some("ana@example.mx"), "Ana", Some(" "), &[("ZAP-001".into(), 2)]).unwrap();
         assert!(ok.customer.phone.is_none());
+        let by_phone = NewOrder::parse(None, "Ana", Some("+52 1 55 1234 5678"), &[("ZAP-001".into(), 2)]).unwrap();
+        assert_eq!(by_phone.customer.identity(), (Some("5215512345678".into()), None));
         for (email, name, items, field) in [
             ("ana@example", "Ana", vec![("A".to_string(), 1)], "customer.email"),
             ("ana example.mx", "Ana", vec![("A".to_string(), 1)], "customer.email"),
@@ -315,8 +368,11 @@ mod tests {
             ("ana@example.mx", "Ana", vec![], "items"),
             ("ana@example.mx", "Ana", vec![("A".to_string(), 0)], "items[0].quantity"),
         ] {
-            assert_eq!(NewOrder::parse(email, name, None, &items).unwrap_err().field, field);
+            assert_eq!(NewOrder::parse(Some(email), name, None, &items).unwrap_err().field, field);
         }
+        let items = [("A".to_string(), 1)];
+        assert_eq!(NewOrder::parse(None, "Ana", None, &items).unwrap_err().field, "customer");
+        assert_eq!(NewOrder::parse(None, "Ana", Some("call me"), &items).unwrap_err().field, "customer.phone");
     }
 
     fn catalog(entries: &[(&str, i64, &str)]) -> HashMap<String, ProductPrice> {

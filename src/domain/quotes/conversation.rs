@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{quote::Quote, text};
+use super::{
+    quote::{Quote, QuoteLine},
+    text,
+};
 
 /// Where a stored quote stands. Stored as text (`quotes.status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,23 +83,30 @@ pub struct OpenQuote {
     pub expires_at: DateTime<Utc>,
     pub total_minor: i64,
     pub currency: String,
+    pub lines: Vec<QuoteLine>,
 }
 
 /// The open quote of `wa_id`, locked until the transaction ends.
 pub async fn get_open_quote_using(conn: &mut PgConnection, wa_id: &str) -> Result<Option<OpenQuote>, sqlx::Error> {
     let row = sqlx::query(
-        "select id, expires_at, total_minor, currency::text as currency from quotes
+        "select id, expires_at, total_minor, currency::text as currency, items from quotes
           where wa_id = $1 and status = 'open' for update",
     )
     .bind(wa_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| OpenQuote {
-        id: r.get("id"),
-        expires_at: r.get("expires_at"),
-        total_minor: r.get("total_minor"),
-        currency: r.get("currency"),
-    }))
+    row.map(|r| {
+        let lines = serde_json::from_value(r.get("items"))
+            .map_err(|e| sqlx::Error::Decode(format!("quotes.items: {e}").into()))?;
+        Ok(OpenQuote {
+            id: r.get("id"),
+            expires_at: r.get("expires_at"),
+            total_minor: r.get("total_minor"),
+            currency: r.get("currency"),
+            lines,
+        })
+    })
+    .transpose()
 }
 
 /// Moves quote `id` to `status`.

@@ -92,6 +92,19 @@ impl Quote {
         Self { lines, unmatched, totals, examples }
     }
 
+    /// A quote of `lines` as they stand (prices already set), with totals;
+    /// `unmatched` lists what could not be quoted.
+    pub fn from_lines(lines: Vec<QuoteLine>, unmatched: Vec<UnmatchedLine>) -> Self {
+        let mut totals: Vec<Total> = Vec::new();
+        for line in &lines {
+            match totals.iter_mut().find(|t| t.currency == line.currency) {
+                Some(t) => t.amount_minor = t.amount_minor.saturating_add(line.subtotal_minor),
+                None => totals.push(Total { currency: line.currency.clone(), amount_minor: line.subtotal_minor }),
+            }
+        }
+        Self { lines, unmatched, totals, examples: Vec::new() }
+    }
+
     /// The quote's currency: its first line's, else the catalog's usual one.
     pub fn currency<'a>(&'a self, index: &'a QuoteIndex) -> Option<&'a str> {
         self.totals.first().map(|t| t.currency.as_str()).or_else(|| index.default_currency())

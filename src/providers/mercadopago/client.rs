@@ -1,11 +1,17 @@
 //! `GET /v1/payments/{id}`: the only source of truth for a Mercado Pago payment
-//! (never the notification body). Answers are classified into `Error` variants
+//! (never the notification body); `POST /checkout/preferences`: a hosted
+//! payment page for an order. Answers are classified into `Error` variants
 //! that say whether retrying can help; the flow decides what to do with them.
 
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::providers::{
+    payment::{LinkRequest, PaymentLink},
+    Provider,
+};
 
 #[derive(Clone)]
 pub struct Client {
@@ -89,6 +95,71 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A Checkout Pro preference for the order (`external_reference` = order
+    /// id), with `X-Idempotency-Key` so a retried call does not create a second one.
+    pub async fn create_preference(&self, request: &LinkRequest) -> Result<PaymentLink, Error> {
+        let resp = self
+            .http
+            .post(format!("{}/checkout/preferences", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .header("X-Idempotency-Key", &request.idempotency_key)
+            .json(&preference(request))
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
+        let crate::providers::Answer { status, retry_after_secs, body } = crate::providers::read_answer(resp).await;
+        let message = body["message"].as_str().unwrap_or("").to_owned();
+        match status {
+            200 | 201 => {
+                let (Some(id), Some(url)) = (body["id"].as_str(), body["init_point"].as_str()) else {
+                    return Err(Error::Malformed);
+                };
+                Ok(PaymentLink {
+                    provider: Provider::MercadoPago,
+                    id: id.to_owned(),
+                    url: url.to_owned(),
+                    expires_at: body["expiration_date_to"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .or(Some(request.expires_at)),
+                })
+            }
+            401 | 403 => Err(Error::Unauthorized { status, message }),
+            429 => Err(Error::RateLimited { retry_after_secs: retry_after_secs.unwrap_or(30).clamp(1, 3600), message }),
+            s if s >= 500 => Err(Error::Server { status, message }),
+            _ => Err(Error::Refused { status, message }),
+        }
+    }
+}
+
+/// The preference body: prices in major units, as Mercado Pago takes them.
+fn preference(request: &LinkRequest) -> Value {
+    let exponent = iso_currency::Currency::from_code(&request.currency)
+        .and_then(|c| c.exponent())
+        .map_or(2, i32::from);
+    let major = |minor: i64| minor as f64 / 10f64.powi(exponent);
+    json!({
+        "items": request.lines.iter().map(|l| json!({
+            "id": l.sku,
+            "title": l.name,
+            "quantity": l.quantity,
+            "unit_price": major(l.unit_amount_minor),
+            "currency_id": request.currency,
+        })).collect::<Vec<_>>(),
+        "external_reference": request.order_id.to_string(),
+        "metadata": {"order_id": request.order_id.to_string()},
+        "back_urls": {
+            "success": request.return_to("paid"),
+            "pending": request.return_to("pending"),
+            "failure": request.return_to("cancelled"),
+        },
+        "expires": true,
+        "expiration_date_to": request.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
 fn parse_payment(body: &Value) -> Option<Payment> {
     let id = match &body["id"] {
         Value::Number(n) => n.to_string(),
@@ -108,6 +179,23 @@ fn parse_payment(body: &Value) -> Option<Payment> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_preference_names_the_order_and_prices_in_major_units() {
+        let order_id = uuid::Uuid::now_v7();
+        let request = LinkRequest {
+            order_id,
+            currency: "MXN".into(),
+            lines: vec![crate::providers::payment::LinkLine { sku: "ZAP-001".into(), name: "Zapatos".into(), unit_amount_minor: 4599, quantity: 2 }],
+            idempotency_key: "k".into(),
+            return_url: "https://shop.example/gracias".into(),
+            expires_at: chrono::DateTime::from_timestamp(1_764_700_000, 0).unwrap(),
+        };
+        let body = preference(&request);
+        assert_eq!(body["items"][0], json!({"id": "ZAP-001", "title": "Zapatos", "quantity": 2, "unit_price": 45.99, "currency_id": "MXN"}));
+        assert_eq!(body["external_reference"], order_id.to_string());
+        assert_eq!(body["expiration_date_to"], "2025-12-02T18:26:40.000Z");
+    }
 
     #[test]
     fn payments_parse() {

@@ -1,3 +1,4 @@
 //! Stripe.
+pub mod client;
 pub mod payload;
 pub mod verify;
