@@ -386,3 +386,78 @@ async fn a_whatsapp_reply_cut_by_a_kill_after_the_quote_is_sent_once_after_resta
     assert_eq!(outcomes, vec![Some("crashed".into()), Some("succeeded".into())]);
     node.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_the_session() {
+    use crate::{provider_mocks::*, whatsapp::*};
+    // Arrange: a node with WhatsApp and Stripe mocks, an open quote.
+    let api = wiremock::MockServer::start().await;
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let stripe_api = StripeApi::start().await;
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (wa_base, stripe_base) = (api.uri(), stripe_api.uri());
+    let env = [
+        ("WHATSAPP_APP_SECRET", APP_SECRET),
+        ("WHATSAPP_API_BASE", wa_base.as_str()),
+        ("WHATSAPP_PHONE_NUMBER_ID", PHONE_ID),
+        ("WHATSAPP_ACCESS_TOKEN", TOKEN_WA),
+        ("STRIPE_API_KEY", STRIPE_KEY),
+        ("STRIPE_API_BASE", stripe_base.as_str()),
+    ];
+    let mut node = start_node_with(&db, port, &env);
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/products"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let say = |wamid: &'static str, text: &'static str| {
+        let client = client.clone();
+        async move {
+            let body = message_body(wamid, text);
+            let resp = client
+                .post(format!("http://127.0.0.1:{port}/webhooks/whatsapp"))
+                .header("X-Hub-Signature-256", relevo::providers::whatsapp::verify::sign(APP_SECRET, body.as_bytes()))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    say("wamid.K1", "Quiero 2 zapatos").await;
+    let quoted = conversation_run(&db, "wamid.K1").await;
+    wait_status(&db.pool, quoted, "succeeded", Duration::from_secs(30)).await;
+
+    // Act: Stripe creates the session but the answer never arrives: SIGKILL, restart.
+    stripe_api.hold_next(Duration::from_secs(120));
+    say("wamid.K2", "sí").await;
+    wait_for("Stripe to create the session", Duration::from_secs(30), || async { (stripe_api.requests() == 1).then_some(()) }).await;
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    let run = conversation_run(&db, "wamid.K2").await;
+    assert_eq!(run_status(&db.pool, run).await, "running", "killed before the checkpoint");
+    let mut node = start_node_with(&db, port, &env);
+    wait_status(&db.pool, run, "succeeded", Duration::from_secs(60)).await;
+
+    // Assert: the retry replayed the key: one session, one order, its link sent once.
+    assert_eq!(stripe_api.requests(), 2);
+    let sessions = stripe_api.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, "cs_test_1");
+    let orders: Vec<(uuid::Uuid, i64)> = sqlx::query_as("select id, amount_minor from orders").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(sessions[0].form["metadata[order_id]"], orders[0].0.to_string());
+    let links: Vec<String> = sqlx::query_scalar("select provider_id from payment_links").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(links, vec!["cs_test_1"]);
+    let link_messages = texts(&bodies(&api).await).into_iter().filter(|b| b["text"]["body"].as_str().unwrap().contains("cs_test_1")).count();
+    assert_eq!(link_messages, 1);
+    node.start_kill().unwrap();
+}

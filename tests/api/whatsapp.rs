@@ -283,43 +283,26 @@ async fn a_reply_that_meets_500_twice_is_delivered_once_after_retries() {
 }
 
 #[tokio::test]
-async fn si_to_an_open_quote_confirms_it_and_no_declines_the_next_one() {
-    // Arrange: an open quote.
+async fn no_to_an_open_quote_declines_it_politely() {
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     mount_text_ok(&api).await;
     let db = TestDb::new().await;
     let app = shop(&db, whatsapp_shop(&api)).await;
     add_catalog(&app).await;
-    post_webhook(&app, &message_body("wamid.Q1", "Quiero 2 zapatos y 1 camisa")).await;
-    let first = conversation_run(&db, "wamid.Q1").await;
-    wait_status(&db.pool, first, "succeeded", Duration::from_secs(20)).await;
-
-    // Act: "sí" (escaped as Meta sends it).
-    post_webhook(&app, &message_body("wamid.Q2", "Sí")).await;
-    let yes = conversation_run(&db, "wamid.Q2").await;
-    wait_status(&db.pool, yes, "succeeded", Duration::from_secs(20)).await;
-
-    // Assert
-    assert_eq!(quote_rows(&db).await, vec![("wamid.Q1".into(), "confirmed".into(), 11748, "MXN".into())]);
-    let bodies = bodies(&api).await;
-    let texts = texts(&bodies);
-    assert_eq!(texts.len(), 2, "{bodies:?}");
-    assert_eq!(texts[1]["context"]["message_id"], "wamid.Q2");
-    let answer = texts[1]["text"]["body"].as_str().unwrap();
-    assert!(answer.contains("confirmado") && answer.contains("preparando") && answer.contains("$117.48"), "{answer}");
-
-    // A new quote, then "no": declined, politely.
     post_webhook(&app, &message_body("wamid.Q3", "Quiero 1 camisa")).await;
     let run = conversation_run(&db, "wamid.Q3").await;
     wait_status(&db.pool, run, "succeeded", Duration::from_secs(20)).await;
+
     post_webhook(&app, &message_body("wamid.Q4", "No, gracias")).await;
     let run = conversation_run(&db, "wamid.Q4").await;
     wait_status(&db.pool, run, "succeeded", Duration::from_secs(20)).await;
-    let rows = quote_rows(&db).await;
-    assert_eq!(rows[1], ("wamid.Q3".into(), "declined".into(), 2550, "MXN".into()));
-    let bodies = self::bodies(&api).await;
-    let last = self::texts(&bodies).last().unwrap()["text"]["body"].as_str().unwrap().to_owned();
+
+    assert_eq!(quote_rows(&db).await, vec![("wamid.Q3".into(), "declined".into(), 2550, "MXN".into())]);
+    let bodies = bodies(&api).await;
+    let texts = texts(&bodies);
+    assert_eq!(texts[1]["context"]["message_id"], "wamid.Q4");
+    let last = texts[1]["text"]["body"].as_str().unwrap();
     assert!(last.contains("cancelé"), "{last}");
     app.stop().await;
 }

@@ -225,8 +225,15 @@ async fn two_shoppers_writing_at_once_each_get_their_own_answers_in_order() {
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     mount_text_ok(&api).await;
+    let stripe_api = crate::provider_mocks::StripeApi::start().await;
     let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
+    let (whatsapp, stripe_base) = (whatsapp_shop(&api), stripe_api.uri());
+    let app = shop(&db, move |s| {
+        whatsapp(s);
+        s.payment_links.stripe_api_key = Some(secrecy::SecretString::from(crate::provider_mocks::STRIPE_KEY));
+        s.payment_links.stripe_api_base = stripe_base;
+    })
+    .await;
     add_catalog(&app).await;
     const BETO: &str = "5215598765432";
 
@@ -273,6 +280,7 @@ async fn two_shoppers_writing_at_once_each_get_their_own_answers_in_order() {
     assert_eq!(beto["name"], "Beto");
     assert_eq!(beto["messages"].as_array().unwrap().len(), 4);
     assert_eq!(beto["open_quote"], Value::Null, "confirmed, no longer open");
+    assert_eq!(stripe_api.sessions().len(), 1, "Beto's order got its payment link");
     let list = get_json(&app, "/api/v1/conversations?limit=1").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let next = list["next_cursor"].as_str().expect("a second page");
