@@ -212,6 +212,12 @@ pub struct WhatsAppSettings {
     /// `WHATSAPP_SEND_RETRY_SCHEDULE` (default `1m,2m,4m,8m,16m`): the exact
     /// delay before each retry of a transient send failure; then the run fails.
     pub send_retry_schedule: Vec<Duration>,
+    /// `WHATSAPP_TEMPLATE_ORDER_UPDATE`: an approved template (body `{{1}}` order
+    /// reference, `{{2}}` what happened) for order notices outside the 24 h
+    /// window; unset: such notices are recorded as skipped.
+    pub template_order_update: Option<String>,
+    /// `WHATSAPP_TEMPLATE_LANG` (default `es_MX`).
+    pub template_lang: String,
 }
 
 impl WhatsAppSettings {
@@ -232,6 +238,8 @@ impl WhatsAppSettings {
             phone_number_id: get("WHATSAPP_PHONE_NUMBER_ID"),
             access_token: get("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
             send_retry_schedule,
+            template_order_update: get("WHATSAPP_TEMPLATE_ORDER_UPDATE").filter(|t| !t.trim().is_empty()),
+            template_lang: get("WHATSAPP_TEMPLATE_LANG").unwrap_or_else(|| "es_MX".into()),
         })
     }
 }

@@ -13,7 +13,9 @@
 //! | other Stripe / Mercado Pago types, HighLevel                      | `Ignored`                                           | none                                          |
 //!
 //! Flows started by other flows: `payment_fulfilment` → `oxxo_expiry` (voucher
-//! timer) and `email_delivery` (when SMTP is configured).
+//! timer), `email_delivery` (when SMTP is configured) and `whatsapp_notice`
+//! (orders from a WhatsApp quote: paid, voucher, needs attention, expired;
+//! `oxxo_expiry` too).
 
 pub mod email_delivery;
 pub mod inbound_event;
@@ -22,6 +24,8 @@ pub mod payment_fulfilment;
 pub mod selftest;
 pub mod whatsapp_checkout;
 pub mod whatsapp_conversation;
+pub mod whatsapp_notice;
+pub mod whatsapp_sender;
 
 use std::sync::Arc;
 
@@ -68,7 +72,8 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
         })
         .register(PaymentFulfilment { shop: shop.clone() })
         .register(oxxo_expiry::OxxoExpiry { shop: shop.clone() })
-        .register(whatsapp_conversation(settings, shop));
+        .register(whatsapp_conversation(settings, shop.clone()))
+        .register(whatsapp_notice(settings, shop));
     if let Some(mailer) = mailer {
         registry = registry.register(email_delivery::EmailDelivery { mailer });
     }
@@ -79,11 +84,32 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
     Ok(registry)
 }
 
-/// The WhatsApp flow: its client when WHATSAPP_ACCESS_TOKEN and
-/// WHATSAPP_PHONE_NUMBER_ID are set, and its send retries from
-/// WHATSAPP_SEND_RETRY_SCHEDULE, kept exactly (one retry per delay, then failed).
+/// The WhatsApp conversation flow: replies through the shared sender, with
+/// order confirmation and payment links.
 fn whatsapp_conversation(settings: &Settings, shop: Arc<Shop>) -> WhatsAppConversation {
+    let checkout = Arc::new(Checkout { links: payment_links(settings), return_url: settings.payment_links.return_url.clone(), shop });
+    WhatsAppConversation {
+        sender: whatsapp_sender(&settings.whatsapp),
+        retry: RetryPolicy::from_schedule(&settings.whatsapp.send_retry_schedule),
+        checkout,
+    }
+}
+
+/// Order notices in the chat: the same sender and retry schedule as replies.
+fn whatsapp_notice(settings: &Settings, shop: Arc<Shop>) -> whatsapp_notice::WhatsAppNotice {
     let wa = &settings.whatsapp;
+    whatsapp_notice::WhatsAppNotice {
+        sender: whatsapp_sender(wa),
+        retry: RetryPolicy::from_schedule(&wa.send_retry_schedule),
+        shop,
+        template: wa.template_order_update.clone().map(|name| whatsapp_notice::Template { name, lang: wa.template_lang.clone() }),
+    }
+}
+
+/// The Graph API sender when WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID
+/// are set; else one whose sends fail permanently naming what is missing.
+/// Retries follow WHATSAPP_SEND_RETRY_SCHEDULE exactly (one per delay, then failed).
+fn whatsapp_sender(wa: &crate::config::WhatsAppSettings) -> whatsapp_sender::Sender {
     let client = match (&wa.access_token, &wa.phone_number_id) {
         (Some(token), Some(phone_number_id)) => Ok(Arc::new(crate::providers::whatsapp::client::Client::new(
             &wa.api_base,
@@ -97,9 +123,7 @@ fn whatsapp_conversation(settings: &Settings, shop: Arc<Shop>) -> WhatsAppConver
             Err("WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are not set; set them and retry this run".to_owned())
         }
     };
-    let retry = RetryPolicy::from_schedule(&wa.send_retry_schedule);
-    let checkout = Arc::new(Checkout { links: payment_links(settings), return_url: settings.payment_links.return_url.clone(), shop });
-    WhatsAppConversation { client, retry, checkout }
+    whatsapp_sender::Sender { client }
 }
 
 /// Who hosts payment links: RELEVO_PAYMENT_LINKS, else Stripe when

@@ -9,10 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::whatsapp_notice::notify_using;
 use crate::{
     domain::{
-        orders::{fulfilment::{self, Applied, Shop}, PaymentSignal},
+        orders::{fulfilment::{self, Applied, Shop}, OrderStatus, PaymentSignal},
         payments::PaymentUpdate,
+        whatsapp::notices::Notice,
     },
     engine::{RunCtx, StepError, Workflow},
 };
@@ -45,7 +47,11 @@ impl Workflow for OxxoExpiry {
                         provider_payment_id: None,
                         oxxo: None,
                     };
-                    Ok(fulfilment::apply_signal_using(tx, input.order_id, &update, None, &shop).await?)
+                    let applied = fulfilment::apply_signal_using(tx, input.order_id, &update, None, &shop).await?;
+                    if let Applied::Moved { to: OrderStatus::Cancelled, .. } = &applied {
+                        notify_using(tx, input.order_id, Notice::PaymentExpired, None).await?;
+                    }
+                    Ok(applied)
                 })
             })
             .await?;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{
     email_delivery::{EmailDelivery, EmailDeliveryInput},
     oxxo_expiry::{OxxoExpiry, OxxoExpiryInput},
+    whatsapp_notice::notify_using,
 };
 use crate::{
     domain::{
@@ -24,6 +25,7 @@ use crate::{
             OrderStatus, PaymentSignal,
         },
         payments::{OxxoVoucher, PaymentUpdate},
+        whatsapp::notices::Notice,
     },
     engine::{self, RunCtx, StepError, Workflow},
     providers::payment::{PaymentEvent, PaymentStatus},
@@ -113,6 +115,17 @@ impl Workflow for PaymentFulfilment {
                             engine::start_using::<OxxoExpiry>(tx, &OxxoExpiryInput { order_id, expires_at }, event_id)
                                 .await?;
                         }
+                        let notice = Notice::OxxoVoucher {
+                            number: voucher.number.clone(),
+                            hosted_voucher_url: voucher.hosted_voucher_url.clone(),
+                            expires_at: voucher.expires_after,
+                        };
+                        notify_using(tx, order_id, notice, event_id).await?;
+                    }
+                    if let Applied::Moved { from, to: OrderStatus::Cancelled, .. } = &applied {
+                        if *from != OrderStatus::Cancelled {
+                            notify_using(tx, order_id, Notice::PaymentExpired, event_id).await?;
+                        }
                     }
                     Ok(applied)
                 })
@@ -127,6 +140,13 @@ impl Workflow for PaymentFulfilment {
                             let done = fulfilment::fulfil_using(tx, order_id, amount.as_ref(), &shop).await?;
                             if let Fulfilment::Fulfilled { email_id: Some(email_id) } = &done {
                                 deliver_using(tx, &shop, *email_id).await?;
+                            }
+                            match &done {
+                                Fulfilment::Fulfilled { .. } => notify_using(tx, order_id, Notice::Paid, event_id).await?,
+                                Fulfilment::NeedsAttention { .. } => {
+                                    notify_using(tx, order_id, Notice::NeedsAttention, event_id).await?
+                                }
+                                Fulfilment::NotPaid { .. } => {}
                             }
                             Ok(done)
                         })

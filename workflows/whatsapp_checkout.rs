@@ -17,7 +17,7 @@ use crate::{
         orders::{
             from_quote::{self, FromQuote},
             fulfilment::Shop,
-            links, Order,
+            links, short_ref, Order,
         },
         quotes::{conversation::OpenQuote, money, reply, Quote},
     },
@@ -170,11 +170,6 @@ impl Checkout {
             self.shop.timezone,
         )
     }
-}
-
-/// The order reference shoppers see (as in the e-mails).
-pub fn short_ref(order_id: Uuid) -> String {
-    order_id.simple().to_string()[..8].to_owned()
 }
 
 /// Records the link on its order, in the step's transaction.

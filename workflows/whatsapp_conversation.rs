@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::whatsapp_checkout::{self as checkout, record_link_using, Checkout, Confirmed, Placed};
+use super::{
+    whatsapp_checkout::{self as checkout, record_link_using, Checkout, Confirmed, Placed},
+    whatsapp_sender::{Outgoing, Sender},
+};
 use crate::{
     domain::quotes::{
         conversation::{self, Answer, QuoteStatus},
@@ -36,18 +39,17 @@ use crate::{
         store::{self, IndexCache},
     },
     domain::{orders::from_quote, whatsapp::log},
-    engine::{RetryPolicy, RunCtx, StepError, StepInfo, Workflow},
+    engine::{RetryPolicy, RunCtx, StepError, Workflow},
     providers::payment::PaymentLink,
-    providers::whatsapp::client::{self, Client, Sent},
 };
 
 /// How many catalog products the "text only" answer shows.
 const EXAMPLES: usize = 2;
 
 pub struct WhatsAppConversation {
-    /// `Err` names the missing setting (WHATSAPP_ACCESS_TOKEN or
-    /// WHATSAPP_PHONE_NUMBER_ID): quotes are stored, sends fail permanently.
-    pub client: Result<Arc<Client>, String>,
+    /// Without WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID quotes are
+    /// still stored; sends fail permanently naming the setting.
+    pub sender: Sender,
     /// Transient send failures (WHATSAPP_SEND_RETRY_SCHEDULE).
     pub retry: RetryPolicy,
     /// Orders and payment links for confirmed quotes.
@@ -121,14 +123,10 @@ impl Workflow for WhatsAppConversation {
     }
 
     async fn run(&self, ctx: &mut RunCtx, input: WhatsAppConversationInput) -> Result<(), StepError> {
-        let (client, wamid) = (self.client.clone(), input.wamid.clone());
+        let (sender, wamid) = (self.sender.clone(), input.wamid.clone());
         let _: MarkedRead = ctx
             .step("mark_read", |_| async move {
-                let result = match client {
-                    Ok(client) => client.mark_read(&wamid).await.map(|_| ()).map_err(|e| e.to_string()),
-                    Err(missing) => Err(missing),
-                };
-                Ok(match result {
+                Ok(match sender.mark_read(&wamid).await {
                     Ok(()) => MarkedRead { ok: true, error: None },
                     Err(error) => {
                         tracing::warn!(%wamid, %error, "marking a WhatsApp message read failed; replying anyway");
@@ -151,7 +149,8 @@ impl Workflow for WhatsAppConversation {
             .await?;
 
         for (i, body) in understood.replies.into_iter().enumerate() {
-            self.send(ctx, &send_step(i), &input, body).await?;
+            let reply = Outgoing::Text { body, reply_to: Some(input.wamid.clone()) };
+            self.sender.send(ctx, &send_step(i), &input.wa_id, reply).await?;
         }
         let Some(placed) = understood.order else { return Ok(()) };
         let checkout = self.checkout.clone();
@@ -171,30 +170,8 @@ impl Workflow for WhatsAppConversation {
                 })
             })
             .await?;
-        self.send(ctx, "send_link", &input, text).await
-    }
-}
-
-impl WhatsAppConversation {
-    /// One checkpointed send of `body` to the shopper, in reply to their message.
-    async fn send(&self, ctx: &mut RunCtx, step: &str, input: &WhatsAppConversationInput, body: String) -> Result<(), StepError> {
-        let (client, to, wamid) = (self.client.clone(), input.wa_id.clone(), input.wamid.clone());
-        let pool = ctx.pool().clone();
-        let _: Sent = ctx
-            .step(step, |info| async move {
-                let client = match client {
-                    Ok(client) => client,
-                    Err(missing) => {
-                        note_attempt(&pool, &info, log::SendOutcome::Failed { code: None, message: &missing }).await;
-                        return Err(StepError::permanent(missing));
-                    }
-                };
-                let sent = client.send_text(&to, &body, Some(&wamid)).await;
-                record_send(&pool, &info, &sent).await;
-                sent.map_err(whatsapp_step_error)
-            })
-            .await?;
-        Ok(())
+        let reply = Outgoing::Text { body: text, reply_to: Some(input.wamid.clone()) };
+        self.sender.send(ctx, "send_link", &input.wa_id, reply).await
     }
 }
 
@@ -236,31 +213,6 @@ async fn record_using(
     log::queue_replies_using(tx, &message.wa_id, run_id, understood.quote_id, &replies).await?;
     metrics::counter!("relevo_whatsapp_messages_received_total").increment(1);
     Ok(())
-}
-
-/// Counts the attempt and notes it on the reply's log row. A failure to note
-/// it is logged and does not fail the send: the checkpoint is what counts.
-async fn record_send(pool: &PgPool, info: &StepInfo, sent: &Result<Sent, client::Error>) {
-    let error_text = sent.as_ref().err().map(ToString::to_string);
-    let outcome = match sent {
-        Ok(sent) => {
-            metrics::counter!("relevo_whatsapp_replies_sent_total").increment(1);
-            log::SendOutcome::Sent { wamid: sent.wamid.as_deref() }
-        }
-        Err(e) => {
-            let code = e.code();
-            let label = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
-            metrics::counter!("relevo_whatsapp_replies_failed_total", "code" => label).increment(1);
-            log::SendOutcome::Failed { code, message: error_text.as_deref().unwrap_or_default() }
-        }
-    };
-    note_attempt(pool, info, outcome).await;
-}
-
-async fn note_attempt(pool: &PgPool, info: &StepInfo, outcome: log::SendOutcome<'_>) {
-    if let Err(e) = log::record_send(pool, info.run_id, &info.step, outcome).await {
-        tracing::warn!(run_id = %info.run_id, step = %info.step, error.message = %e, "the reply's log row was not updated");
-    }
 }
 
 /// Decides what the message means and stores it, in the step's transaction.
@@ -316,16 +268,4 @@ async fn understand_using(tx: &mut PgConnection, pool: &PgPool, message: &WhatsA
 
 fn quote_error(e: store::Error) -> StepError {
     StepError::transient(format!("quoting failed: {e}"))
-}
-
-/// Throttling resumes later without burning an attempt; 5xx, timeouts and
-/// connection errors back off; the rest (24 h window, token, …) will not change.
-fn whatsapp_step_error(e: client::Error) -> StepError {
-    match e {
-        client::Error::RateLimited { retry_after_secs, .. } => {
-            StepError::rate_limited(Utc::now() + chrono::Duration::seconds(retry_after_secs), e)
-        }
-        e if e.is_transient() => StepError::transient(e),
-        e => StepError::permanent(e),
-    }
 }

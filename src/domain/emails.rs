@@ -37,7 +37,7 @@ fn escape(s: &str) -> String {
 }
 
 pub fn order_confirmation(customer: &str, order_id: Uuid, items: &[ItemRow], amount_minor: i64, currency: &str) -> Email {
-    let short = &order_id.simple().to_string()[..8];
+    let short = &super::orders::short_ref(order_id);
     let mut text_lines = String::new();
     let mut html_rows = String::new();
     for i in items {
@@ -66,7 +66,7 @@ pub fn order_confirmation(customer: &str, order_id: Uuid, items: &[ItemRow], amo
 }
 
 pub fn oxxo_voucher(customer: &str, order_id: Uuid, voucher: &OxxoVoucher, amount_minor: i64, currency: &str, tz: Tz) -> Email {
-    let short = &order_id.simple().to_string()[..8];
+    let short = &super::orders::short_ref(order_id);
     let total = money(amount_minor, currency);
     let expiry = voucher
         .expires_after

@@ -24,10 +24,13 @@ pub struct Session {
     pub form: HashMap<String, String>,
 }
 
+/// A stored answer: the request's form, then the status and body answered.
+type Saved = (Vec<(String, String)>, u16, Value);
+
 #[derive(Default)]
 struct StripeState {
-    /// Idempotency-Key → (the request's form, the answer).
-    replays: HashMap<String, (Vec<(String, String)>, u16, Value)>,
+    /// Idempotency-Key → what the first request with it got.
+    replays: HashMap<String, Saved>,
     sessions: Vec<Session>,
     requests: usize,
     /// Answer the first N session requests with this (status, body).

@@ -31,7 +31,8 @@ pub(crate) fn whatsapp_shop(api: &MockServer) -> impl FnOnce(&mut Settings) {
     }
 }
 
-/// A text send as Meta requires it: recipient, `type` matching its key, a body of at most 4,096 characters.
+/// A text send as Meta requires it: recipient, `type` matching its key, a body
+/// of at most 4,096 characters, and a wamid in `context` when it replies.
 pub(crate) struct ValidText;
 
 impl wiremock::Match for ValidText {
@@ -43,7 +44,7 @@ impl wiremock::Match for ValidText {
             && b["type"] == "text"
             && b["text"]["preview_url"] == false
             && b["text"]["body"].as_str().is_some_and(|t| !t.is_empty() && t.chars().count() <= 4096)
-            && b["context"]["message_id"].as_str().is_some_and(|id| id.starts_with("wamid."))
+            && (b.get("context").is_none() || b["context"]["message_id"].as_str().is_some_and(|id| id.starts_with("wamid.")))
     }
 }
 

@@ -44,6 +44,47 @@ async fn orders_of(db: &TestDb) -> Vec<(uuid::Uuid, String, i64, Option<uuid::Uu
         .unwrap()
 }
 
+async fn stripe_event(app: &TestApp, event: &Value) {
+    let body = event.to_string();
+    let resp = app
+        .client
+        .post(app.url("/webhooks/stripe"))
+        .header("Stripe-Signature", stripe::verify::sign(STRIPE_SECRET, Utc::now().timestamp(), body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// A `payment_intent.*` event of the order's Checkout payment.
+fn intent_event(id: &str, kind: &str, order_id: uuid::Uuid, amount: i64, extra: Value) -> Value {
+    let mut object = json!({"object": "payment_intent", "id": "pi_chat", "amount": amount, "amount_received": amount,
+        "currency": "mxn", "metadata": {"order_id": order_id.to_string()}});
+    for (k, v) in extra.as_object().unwrap() {
+        object[k] = v.clone();
+    }
+    json!({"id": id, "object": "event", "type": kind, "created": 1750000000, "data": {"object": object}})
+}
+
+/// The notice texts sent to the shopper (not replies to a message), in order.
+async fn notices(api: &MockServer) -> Vec<String> {
+    texts(&bodies(api).await)
+        .iter()
+        .filter(|b| b.get("context").is_none())
+        .map(|b| b["text"]["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_notices(api: &MockServer, n: usize) -> Vec<String> {
+    wait_for(&format!("{n} notices in the chat"), Duration::from_secs(30), || async {
+        let sent = notices(api).await;
+        (sent.len() >= n).then_some(sent)
+    })
+    .await
+}
+
 async fn last_text(api: &MockServer) -> String {
     texts(&bodies(api).await).last().unwrap()["text"]["body"].as_str().unwrap().to_owned()
 }
@@ -91,30 +132,174 @@ async fn si_places_the_order_sends_a_stripe_link_and_the_paid_session_fulfils_it
     let steps: Vec<&str> = detail["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(steps, vec!["mark_read", "quote", "payment_link", "record_link", "send_link"], "{detail}");
 
-    // Act: Stripe says the session was paid.
+    // Act: Stripe says the session was paid (and redelivers it).
     let event = json!({"id": "evt_cs_1", "object": "event", "type": "checkout.session.completed", "created": 1750000000,
         "data": {"object": {"object": "checkout.session", "id": "cs_test_1", "payment_status": "paid", "amount_total": 11748,
                             "currency": "mxn", "payment_intent": "pi_cs_1", "metadata": {"order_id": order_id.to_string()}}}});
-    let body = event.to_string();
-    let resp = app
-        .client
-        .post(app.url("/webhooks/stripe"))
-        .header("Stripe-Signature", stripe::verify::sign(STRIPE_SECRET, Utc::now().timestamp(), body.as_bytes()))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    stripe_event(&app, &event).await;
+    stripe_event(&app, &event).await;
 
-    // Assert: fulfilled, stock taken once.
-    wait_for("the order to be fulfilled", Duration::from_secs(30), || async {
-        (order_status(&app, &order_id.to_string()).await == "fulfilled").then_some(())
-    })
-    .await;
+    // Assert: fulfilled, stock taken once, the confirmation in the same chat once.
+    let sent = wait_notices(&api, 1).await;
+    assert_eq!(order_status(&app, &order_id.to_string()).await, "fulfilled");
     let stock: Vec<i32> = sqlx::query_scalar("select stock from products order by sku").fetch_all(&db.pool).await.unwrap();
     assert_eq!(stock, vec![9, 8], "CAM-001 −1, ZAP-001 −2");
+    let reference = &order_id.simple().to_string()[..8];
+    assert!(sent[0].contains("Pago recibido") && sent[0].contains(reference) && sent[0].contains("1. Zapatos × 2"), "{}", sent[0]);
+    assert!(sent[0].contains("$117.48"), "{}", sent[0]);
+    let chat: Value = wait_for("the notice to be logged as sent", Duration::from_secs(10), || async {
+        let chat: Value = app.get(&format!("/api/v1/conversations/{WA_ID}")).send().await.unwrap().json().await.unwrap();
+        (chat["messages"].as_array().unwrap().last().unwrap()["status"] == "sent").then_some(chat)
+    })
+    .await;
+    assert_eq!(chat["messages"].as_array().unwrap().len(), 5, "{chat}");
+    let notice_runs: i64 = sqlx::query_scalar("select count(*) from engine.runs where workflow = 'whatsapp_notice'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(notice_runs, 1, "the redelivered event starts nothing more");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_oxxo_path_sends_the_voucher_then_the_confirmation() {
+    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
+    add_catalog(&app).await;
+    say(&app, &db, "wamid.O1", "Quiero 1 camisa").await;
+    say(&app, &db, "wamid.O2", "sí").await;
+    let order_id = orders_of(&db).await[0].0;
+
+    // The shopper picks OXXO: Stripe issues the voucher, later it is paid.
+    let expires = 1_893_474_000; // 2030-01-01T05:00:00Z
+    let voucher = json!({"status": "requires_action", "next_action": {"type": "oxxo_display_details",
+        "oxxo_display_details": {"expires_after": expires, "hosted_voucher_url": "https://payments.stripe.com/oxxo/voucher/v1", "number": "98765432101234"}}});
+    stripe_event(&app, &intent_event("evt_v", "payment_intent.requires_action", order_id, 2550, voucher)).await;
+    let sent = wait_notices(&api, 1).await;
+    assert!(sent[0].contains("Ficha de pago OXXO") && sent[0].contains("Referencia: 98765432101234"), "{}", sent[0]);
+    assert!(sent[0].contains("Monto: *$25.50*") && sent[0].contains("https://payments.stripe.com/oxxo/voucher/v1"), "{}", sent[0]);
+    assert!(sent[0].contains("Vence: 31/12/2029 23:00 (America/Mexico_City)"), "{}", sent[0]);
+    assert_eq!(order_status(&app, &order_id.to_string()).await, "awaiting_offline_payment");
+
+    stripe_event(&app, &intent_event("evt_p", "payment_intent.succeeded", order_id, 2550, json!({}))).await;
+    let sent = wait_notices(&api, 2).await;
+    assert!(sent[1].contains("Pago recibido"), "{}", sent[1]);
+    assert_eq!(order_status(&app, &order_id.to_string()).await, "fulfilled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_mismatched_payment_gets_an_apology_and_the_order_waits_for_ops() {
+    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
+    add_catalog(&app).await;
+    say(&app, &db, "wamid.A1", "Quiero 1 camisa").await;
+    say(&app, &db, "wamid.A2", "sí").await;
+    let order_id = orders_of(&db).await[0].0;
+
+    stripe_event(&app, &intent_event("evt_m", "payment_intent.succeeded", order_id, 100, json!({}))).await;
+
+    let sent = wait_notices(&api, 1).await;
+    assert!(sent[0].contains("Lo sentimos") && sent[0].contains("se pondrá en contacto"), "{}", sent[0]);
+    assert_eq!(order_status(&app, &order_id.to_string()).await, "needs_attention");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_payment_is_told_and_si_gets_a_new_order_and_link() {
+    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
+    add_catalog(&app).await;
+    say(&app, &db, "wamid.E1", "Quiero 1 camisa").await;
+    say(&app, &db, "wamid.E2", "sí").await;
+    let first = orders_of(&db).await[0].0;
+
+    // The Checkout Session expires unpaid.
+    let expired = json!({"id": "evt_exp", "object": "event", "type": "checkout.session.expired", "created": 1750000000,
+        "data": {"object": {"object": "checkout.session", "id": "cs_test_1", "payment_status": "unpaid", "status": "expired",
+                            "metadata": {"order_id": first.to_string()}}}});
+    stripe_event(&app, &expired).await;
+    let sent = wait_notices(&api, 1).await;
+    assert!(sent[0].contains("venció") && sent[0].contains("responde *SÍ*"), "{}", sent[0]);
+    assert_eq!(order_status(&app, &first.to_string()).await, "cancelled");
+
+    // "Sí" again: a new order from the reopened quote, and a new link.
+    say(&app, &db, "wamid.E3", "sí").await;
+    let orders = orders_of(&db).await;
+    assert_eq!(orders.len(), 2);
+    assert_eq!((orders[1].1.as_str(), orders[1].2), ("pending_payment", 2550));
+    assert_eq!(stripe_api.sessions().len(), 2);
+    assert!(last_text(&api).await.contains("cs_test_2"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn outside_the_24h_window_a_notice_uses_the_template_or_is_recorded_as_skipped() {
+    for template in [None, Some("pedido_actualizado")] {
+        let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
+        mount_defaults(&api).await;
+        mount_text_ok(&api).await;
+        sends()
+            .and(wiremock::matchers::body_partial_json(json!({"type": "template", "template": {"language": {"code": "es_MX"}}})))
+            .respond_with(sent())
+            .with_priority(4)
+            .mount(&api)
+            .await;
+        let db = TestDb::new().await;
+        let configure = stripe_shop(&api, &stripe_api);
+        let app = shop(&db, move |s| {
+            configure(s);
+            s.whatsapp.template_order_update = template.map(str::to_owned);
+        })
+        .await;
+        add_catalog(&app).await;
+        say(&app, &db, "wamid.W1", "Quiero 1 camisa").await;
+        say(&app, &db, "wamid.W2", "sí").await;
+        let order_id = orders_of(&db).await[0].0;
+        sqlx::query("update whatsapp_messages set created_at = now() - interval '25 hours' where direction = 'inbound'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+
+        stripe_event(&app, &intent_event("evt_w", "payment_intent.succeeded", order_id, 2550, json!({}))).await;
+
+        let notice = wait_for("the notice to be settled", Duration::from_secs(30), || async {
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "select status, error_message from whatsapp_messages where step = 'send_notice' and status in ('sent', 'skipped')",
+            )
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap();
+            row
+        })
+        .await;
+        let bodies = bodies(&api).await;
+        let templates: Vec<&Value> = bodies.iter().filter(|b| b["type"] == "template").collect();
+        match template {
+            None => {
+                assert_eq!(notice.0, "skipped");
+                assert!(notice.1.unwrap().contains("WHATSAPP_TEMPLATE_ORDER_UPDATE"));
+                assert!(templates.is_empty() && notices(&api).await.is_empty());
+            }
+            Some(name) => {
+                assert_eq!(notice.0, "sent");
+                assert_eq!(templates.len(), 1);
+                assert_eq!(templates[0]["template"]["name"], name);
+                let params = &templates[0]["template"]["components"][0]["parameters"];
+                assert_eq!(params[0]["text"], order_id.simple().to_string()[..8]);
+            }
+        }
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

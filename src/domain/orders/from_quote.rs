@@ -76,3 +76,16 @@ pub async fn confirm_using(conn: &mut PgConnection, quote: &OpenQuote, customer:
     conversation::update_quote_status_using(conn, quote.id, QuoteStatus::Confirmed).await?;
     Ok(FromQuote::Ordered(order))
 }
+
+/// The WhatsApp number to tell about `order_id`, when the order came from a
+/// WhatsApp quote.
+pub async fn whatsapp_of_using(conn: &mut PgConnection, order_id: uuid::Uuid) -> Result<Option<String>, sqlx::Error> {
+    let wa_id = sqlx::query_scalar!(
+        "select c.wa_id from orders o join customers c on c.id = o.customer_id
+          where o.id = $1 and o.quote_id is not null",
+        order_id,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(wa_id.flatten())
+}

@@ -22,6 +22,12 @@ use super::{
     Invalid,
 };
 
+/// The order reference shoppers see in e-mails and chats: the first eight
+/// hex digits of its id.
+pub fn short_ref(id: Uuid) -> String {
+    id.simple().to_string()[..8].to_owned()
+}
+
 /// A plausible e-mail address (something@domain.tld, no spaces).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);

@@ -119,6 +119,19 @@ pub async fn update_quote_status_using(conn: &mut PgConnection, id: Uuid, status
     Ok(())
 }
 
+/// The lines of quote `id` and the message that asked for it.
+pub async fn lines_of_using(conn: &mut PgConnection, id: Uuid) -> Result<Option<(Vec<QuoteLine>, String)>, sqlx::Error> {
+    let row: Option<(serde_json::Value, String)> = sqlx::query_as("select items, wamid from quotes where id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|(items, wamid)| {
+        let lines = serde_json::from_value(items).map_err(|e| sqlx::Error::Decode(format!("quotes.items: {e}").into()))?;
+        Ok((lines, wamid))
+    })
+    .transpose()
+}
+
 /// Stores `quote` as the open quote of `wa_id` (answering message `wamid`),
 /// superseding the one that was open.
 pub async fn insert_open_quote_using(

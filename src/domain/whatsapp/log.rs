@@ -72,6 +72,45 @@ pub async fn queue_replies_using(
     Ok(())
 }
 
+/// Queues (or, with `skipped`, records as not sent, and why) a message to
+/// `wa_id` that answers no message: an order notice sent by run `run_id`'s step `step`.
+pub async fn queue_notice_using(
+    conn: &mut PgConnection,
+    wa_id: &str,
+    run_id: Uuid,
+    step: &str,
+    body: &str,
+    skipped: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    touch_conversation_using(conn, wa_id, None).await?;
+    sqlx::query!(
+        "insert into whatsapp_messages (wa_id, direction, kind, body, run_id, step, status, error_message)
+         values ($1, 'outbound', 'text', $2, $3, $4, case when $5::text is null then 'queued' else 'skipped' end, $5)
+         on conflict (run_id, step) where step is not null do nothing",
+        wa_id,
+        body,
+        run_id,
+        step,
+        skipped,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether Meta still takes free-form messages to `wa_id`: they wrote within
+/// the last 24 hours (the customer-service window).
+pub async fn window_open_using(conn: &mut PgConnection, wa_id: &str) -> Result<bool, sqlx::Error> {
+    let open = sqlx::query_scalar!(
+        r#"select exists(select 1 from whatsapp_messages
+                          where wa_id = $1 and direction = 'inbound' and created_at > now() - interval '24 hours') as "open!""#,
+        wa_id,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(open)
+}
+
 /// What one send attempt came to.
 #[derive(Clone, Debug)]
 pub enum SendOutcome<'a> {

@@ -4,6 +4,7 @@
 //! the API reads it.
 
 pub mod log;
+pub mod notices;
 pub mod queue;
 pub mod read;
 pub mod statuses;
@@ -23,6 +24,9 @@ pub enum MessageStatus {
     Delivered,
     Read,
     Failed,
+    /// Not sent, on purpose (outside the 24 h window without a template); the
+    /// reason is the row's error message.
+    Skipped,
 }
 
 impl MessageStatus {
@@ -34,6 +38,7 @@ impl MessageStatus {
             Self::Delivered => "delivered",
             Self::Read => "read",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 }
