@@ -250,7 +250,8 @@ async fn outside_the_24h_window_a_notice_uses_the_template_or_is_recorded_as_ski
         mount_text_ok(&api).await;
         sends()
             .and(wiremock::matchers::body_partial_json(json!({"type": "template", "template": {"language": {"code": "es_MX"}}})))
-            .respond_with(sent())
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp",
+                "contacts": [{"input": WA_ID, "wa_id": WA_ID}], "messages": [{"id": "wamid.TEMPLATE.1"}]})))
             .with_priority(4)
             .mount(&api)
             .await;
