@@ -1,6 +1,7 @@
 //! The HTTP surface: poem app, OpenAPI spec and docs, error mapping, auth.
 
 pub mod auth;
+mod customers;
 pub mod error;
 mod events;
 mod guard;
@@ -50,7 +51,7 @@ pub enum ApiTags {
     Events,
     /// Products and stock.
     Catalog,
-    /// Orders and the e-mail outbox.
+    /// Customers, orders and the e-mail outbox.
     Orders,
     /// Outbound signed webhooks: subscriptions, events, deliveries.
     Outbound,
@@ -64,7 +65,7 @@ type Apis = (
     health::HealthApi,
     runs::RunsApi,
     events::EventsApi,
-    (products::ProductsApi, orders::OrdersApi, outbound::OutboundApi),
+    (products::ProductsApi, orders::OrdersApi, customers::CustomersApi, outbound::OutboundApi),
     (quotes::QuotesApi, whatsapp::WhatsAppApi),
     (
         webhooks::StripeWebhook,

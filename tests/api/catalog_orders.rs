@@ -157,3 +157,44 @@ async fn orders_freeze_prices_and_refuse_bad_items() {
     assert_eq!(emails, json!({"items": [], "next_cursor": null}));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_order_needs_an_email_or_a_phone_and_finds_its_customer() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, Registry::new()).await;
+    create_product(&app, zapatos()).await;
+    let order = |customer: Value| {
+        let request = app.post("/api/v1/orders").json(&json!({"customer": customer, "items": [{"sku": "ZAP-001", "quantity": 1}]}));
+        async move { request.send().await.unwrap() }
+    };
+
+    // By phone only: the customer is found by the number's digits.
+    let resp = order(json!({"name": "Beto", "phone": "+52 1 55 9876 5432"})).await;
+    assert_eq!(resp.status(), 201);
+    let by_phone: Value = resp.json().await.unwrap();
+    assert_eq!(by_phone["customer"]["email"], Value::Null);
+    // The same e-mail in another case, then with a new name: one customer, updated once.
+    let first: Value = order(json!({"email": "Ana@Example.mx", "name": "Ana"})).await.json().await.unwrap();
+    let second: Value = order(json!({"email": "ana@example.mx", "name": "Ana López"})).await.json().await.unwrap();
+    assert_eq!(first["customer"]["id"], second["customer"]["id"]);
+    let resp = order(json!({"name": "Nadie"})).await;
+    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["fields"][0]["loc"], "customer");
+
+    let page: Value = app.get("/api/v1/customers").send().await.unwrap().json().await.unwrap();
+    let customers = page["items"].as_array().unwrap();
+    assert_eq!(customers.len(), 2);
+    assert_eq!((customers[0]["email"].as_str(), customers[0]["name"].as_str()), (Some("ana@example.mx"), Some("Ana López")));
+    assert_eq!(customers[1]["wa_id"], "5215598765432");
+    let ana: Value = app.get(&format!("/api/v1/customers/{}", first["customer"]["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&Value> = ana["orders"].as_array().unwrap().iter().map(|o| &o["id"]).collect();
+    assert_eq!(ids, vec![&second["id"], &first["id"]]);
+    assert_eq!(ana["conversation"], Value::Null);
+    assert_eq!(app.get(&format!("/api/v1/customers/{}", uuid::Uuid::now_v7())).send().await.unwrap().status(), 404);
+    let events: Vec<String> = sqlx::query_scalar("select type from outbox_events where type like 'customer.%' order by id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, vec!["customer.created", "customer.created", "customer.updated"]);
+    app.stop().await;
+}

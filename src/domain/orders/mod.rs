@@ -330,6 +330,12 @@ pub(crate) async fn items_using(conn: &mut PgConnection, id: Uuid) -> Result<Vec
         .await
 }
 
+/// The newest `limit` orders of a customer (without their items).
+pub async fn of_customer(pool: &PgPool, customer_id: Uuid, limit: u32) -> Result<Vec<OrderRow>, sqlx::Error> {
+    let sql = format!("select {ORDER_COLUMNS} from orders where customer_id = $1 order by id desc limit $2");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(i64::from(limit)).fetch_all(pool).await
+}
+
 /// Newest first; `cursor` is the last id of the previous page.
 pub async fn list(
     pool: &PgPool,

@@ -70,6 +70,19 @@ pub async fn list(
     }))
 }
 
+/// One conversation's summary, as listed.
+pub async fn summary(pool: &PgPool, wa_id: &str) -> Result<Option<ConversationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select c.wa_id, c.name, c.last_message_at,
+                (select count(*) from whatsapp_messages m where m.wa_id = c.wa_id) as messages,
+                (select q.id from quotes q where q.wa_id = c.wa_id and q.status = 'open') as open_quote_id
+           from whatsapp_conversations c where c.wa_id = $1",
+    )
+    .bind(wa_id)
+    .fetch_optional(pool)
+    .await
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: Uuid,
