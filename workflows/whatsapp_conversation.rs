@@ -38,7 +38,7 @@ use crate::{
         reply,
         store::{self, IndexCache},
     },
-    domain::{orders::from_quote, whatsapp::log},
+    domain::{customers, orders::from_quote, whatsapp::log},
     engine::{RetryPolicy, RunCtx, StepError, Workflow},
     providers::payment::PaymentLink,
 };
@@ -184,7 +184,8 @@ fn send_step(i: usize) -> String {
     }
 }
 
-/// The message and its queued replies, in the `quote` step's transaction.
+/// The message, its queued replies and its sender as a customer, in the
+/// `quote` step's transaction.
 async fn record_using(
     tx: &mut PgConnection,
     run_id: Uuid,
@@ -211,6 +212,9 @@ async fn record_using(
         .map(|(step, body)| log::Reply { step, body })
         .collect();
     log::queue_replies_using(tx, &message.wa_id, run_id, understood.quote_id, &replies).await?;
+    // One customer per WhatsApp number from the first message on, named as Meta last said.
+    let details = customers::Details { name: message.name.as_deref(), phone: None };
+    customers::upsert_using(tx, customers::Identity::WhatsApp(&message.wa_id), details).await?;
     metrics::counter!("relevo_whatsapp_messages_received_total").increment(1);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: poem app, OpenAPI spec and docs, error mapping, auth.
 
 pub mod auth;
+mod checkout_return;
 mod customers;
 pub mod error;
 mod events;
@@ -98,6 +99,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     Route::new()
         .nest("/", api.around(default_to_json))
         .nest("/docs", docs)
+        .at("/checkout/return", poem::get(checkout_return::checkout_return))
         .at("/openapi.json", spec)
         .data(state)
         .catch_all_error(error::to_json_error)

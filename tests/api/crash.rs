@@ -405,7 +405,15 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
         ("WHATSAPP_ACCESS_TOKEN", TOKEN_WA),
         ("STRIPE_API_KEY", STRIPE_KEY),
         ("STRIPE_API_BASE", stripe_base.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_e2e"),
+        ("RELEVO_OUTBOUND_ALLOW_NETS", "127.0.0.0/8"),
     ];
+    // A subscriber to every domain event.
+    let subscriber = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&subscriber)
+        .await;
     let mut node = start_node_with(&db, port, &env);
     wait_ready(port).await;
     let client = reqwest::Client::new();
@@ -413,6 +421,14 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
         .post(format!("http://127.0.0.1:{port}/api/v1/products"))
         .bearer_auth(TOKEN)
         .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/subscriptions"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": format!("{}/hooks", subscriber.uri()), "event_types": ["*"]}))
         .send()
         .await
         .unwrap();
@@ -459,5 +475,52 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
     assert_eq!(links, vec!["cs_test_1"]);
     let link_messages = texts(&bodies(&api).await).into_iter().filter(|b| b["text"]["body"].as_str().unwrap().contains("cs_test_1")).count();
     assert_eq!(link_messages, 1);
+
+    // Act: Stripe says the session was paid (twice, as it may).
+    let order_id = orders[0].0;
+    let event = json!({"id": "evt_e2e", "object": "event", "type": "checkout.session.completed", "created": 1750000000,
+        "data": {"object": {"object": "checkout.session", "id": "cs_test_1", "payment_status": "paid", "amount_total": orders[0].1,
+                            "currency": "mxn", "payment_intent": "pi_e2e", "metadata": {"order_id": order_id.to_string()}}}});
+    for _ in 0..2 {
+        let body = event.to_string();
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/webhooks/stripe"))
+            .header("Stripe-Signature", relevo::providers::stripe::verify::sign("whsec_e2e", chrono::Utc::now().timestamp(), body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    // Assert: fulfilled, stock taken once, the confirmation in the chat once,
+    // and the subscriber saw the loop's domain events.
+    let confirmations = || async {
+        texts(&bodies(&api).await).into_iter().filter(|b| b["text"]["body"].as_str().unwrap().contains("Pago recibido")).count()
+    };
+    wait_for("the confirmation in the chat", Duration::from_secs(30), || async { (confirmations().await == 1).then_some(()) }).await;
+    let (status, stock): (String, i32) =
+        sqlx::query_as("select (select status::text from orders), (select stock from products where sku = 'ZAP-001')")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), stock), ("fulfilled", 8));
+    let seen = wait_for("the subscriber to get the loop's events", Duration::from_secs(30), || async {
+        let types: std::collections::BTreeSet<String> = subscriber
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .filter_map(|b| b["type"].as_str().map(str::to_owned))
+            .collect();
+        let wanted = ["customer.created", "sales_order.created", "payment.received", "sales_order.confirmed"];
+        wanted.iter().all(|w| types.contains(*w)).then_some(types)
+    })
+    .await;
+    assert!(!seen.contains("sales_order.cancelled"), "{seen:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(confirmations().await, 1, "the redelivered event sent nothing more");
     node.start_kill().unwrap();
 }

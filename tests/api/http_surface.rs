@@ -106,3 +106,17 @@ async fn malformed_input_gets_a_4xx_json_error_never_a_500() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_default_checkout_return_page_sends_the_shopper_back_to_whatsapp() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db, Registry::new()).await;
+    for (query, title) in [("?order_id=x&result=paid", "¡Gracias por tu compra!"), ("?result=cancelled", "El pago no se completó"), ("", "El pago no se completó")] {
+        let resp = app.client.get(app.url(&format!("/checkout/return{query}"))).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let page = resp.text().await.unwrap();
+        assert!(page.contains(title) && page.contains("WhatsApp"), "{page}");
+    }
+    app.stop().await;
+}
