@@ -340,24 +340,8 @@ async fn a_whatsapp_reply_cut_by_a_kill_after_the_quote_is_sent_once_after_resta
     let mut node = start_node_with(&db, port, &env);
     wait_ready(port).await;
     let client = reqwest::Client::new();
-    let resp = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/products"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body = message_body("wamid.CRASH", "Quiero 2 zapatos");
-    let resp = client
-        .post(format!("http://127.0.0.1:{port}/webhooks/whatsapp"))
-        .header("X-Hub-Signature-256", relevo::providers::whatsapp::verify::sign(APP_SECRET, body.as_bytes()))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    add_zapatos(&client, port).await;
+    say_to(&client, port, "wamid.CRASH", "Quiero 2 zapatos").await;
     wait_for("the reply to reach Meta", Duration::from_secs(30), || async { (!texts(&bodies(&api).await).is_empty()).then_some(()) }).await;
 
     // Act: SIGKILL between understanding (checkpointed) and a confirmed send, then restart.
@@ -417,14 +401,7 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
     let mut node = start_node_with(&db, port, &env);
     wait_ready(port).await;
     let client = reqwest::Client::new();
-    let resp = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/products"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    add_zapatos(&client, port).await;
     let resp = client
         .post(format!("http://127.0.0.1:{port}/api/v1/subscriptions"))
         .bearer_auth(TOKEN)
@@ -433,28 +410,13 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let say = |wamid: &'static str, text: &'static str| {
-        let client = client.clone();
-        async move {
-            let body = message_body(wamid, text);
-            let resp = client
-                .post(format!("http://127.0.0.1:{port}/webhooks/whatsapp"))
-                .header("X-Hub-Signature-256", relevo::providers::whatsapp::verify::sign(APP_SECRET, body.as_bytes()))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-        }
-    };
-    say("wamid.K1", "Quiero 2 zapatos").await;
+    say_to(&client, port, "wamid.K1", "Quiero 2 zapatos").await;
     let quoted = conversation_run(&db, "wamid.K1").await;
     wait_status(&db.pool, quoted, "succeeded", Duration::from_secs(30)).await;
 
     // Act: Stripe creates the session but the answer never arrives: SIGKILL, restart.
     stripe_api.hold_next(Duration::from_secs(120));
-    say("wamid.K2", "sí").await;
+    say_to(&client, port, "wamid.K2", "sí").await;
     wait_for("Stripe to create the session", Duration::from_secs(30), || async { (stripe_api.requests() == 1).then_some(()) }).await;
     node.start_kill().unwrap();
     node.wait().await.unwrap();
@@ -523,4 +485,30 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(confirmations().await, 1, "the redelivered event sent nothing more");
     node.start_kill().unwrap();
+}
+
+/// Adds the product ZAP-001 (10 in stock, $45.99) through the node's API.
+async fn add_zapatos(client: &reqwest::Client, port: u16) {
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/products"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"sku": "ZAP-001", "name": "Zapatos", "price_minor": 4599, "currency": "MXN", "stock": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+/// The test shopper writes `text` (message `wamid`): a signed webhook to the node.
+async fn say_to(client: &reqwest::Client, port: u16, wamid: &str, text: &str) {
+    let body = crate::whatsapp::message_body(wamid, text);
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/whatsapp"))
+        .header("X-Hub-Signature-256", relevo::providers::whatsapp::verify::sign(crate::whatsapp::APP_SECRET, body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }

@@ -31,6 +31,17 @@ pub(crate) fn whatsapp_shop(api: &MockServer) -> impl FnOnce(&mut Settings) {
     }
 }
 
+/// A Graph API mock that accepts valid sends, and a shop using it with the test catalog.
+pub(crate) async fn whatsapp_shop_with_catalog() -> (MockServer, TestDb, TestApp) {
+    let api = MockServer::start().await;
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, whatsapp_shop(&api)).await;
+    add_catalog(&app).await;
+    (api, db, app)
+}
+
 /// A text send as Meta requires it: recipient, `type` matching its key, a body
 /// of at most 4,096 characters, and a wamid in `context` when it replies.
 pub(crate) struct ValidText;
@@ -190,12 +201,7 @@ pub(crate) async fn quote_rows(db: &TestDb) -> Vec<(String, String, i64, String)
 #[tokio::test]
 async fn an_order_message_is_read_quoted_stored_and_answered_in_reply_to_it() {
     // Arrange
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (api, db, app) = whatsapp_shop_with_catalog().await;
 
     // Act
     post_webhook(&app, &message_body("wamid.E2E", "Quiero 2 zapatos y 1 camisa")).await;
@@ -223,12 +229,7 @@ async fn an_order_message_is_read_quoted_stored_and_answered_in_reply_to_it() {
 #[tokio::test]
 async fn the_same_webhook_twice_gets_one_reply() {
     // Arrange
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (api, db, app) = whatsapp_shop_with_catalog().await;
     let body = message_body("wamid.DUP", "Quiero 2 zapatos y 1 camisa");
 
     // Act
@@ -285,12 +286,7 @@ async fn a_reply_that_meets_500_twice_is_delivered_once_after_retries() {
 
 #[tokio::test]
 async fn no_to_an_open_quote_declines_it_politely() {
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (api, db, app) = whatsapp_shop_with_catalog().await;
     post_webhook(&app, &message_body("wamid.Q3", "Quiero 1 camisa")).await;
     let run = conversation_run(&db, "wamid.Q3").await;
     wait_status(&db.pool, run, "succeeded", Duration::from_secs(20)).await;
@@ -310,12 +306,7 @@ async fn no_to_an_open_quote_declines_it_politely() {
 
 #[tokio::test]
 async fn a_new_quote_supersedes_the_open_one_in_the_order_the_messages_arrived() {
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (api, db, app) = whatsapp_shop_with_catalog().await;
     // Back to back, in separate webhooks: the second is stored before the
     // first is routed, and must still be handled after it.
     for (wamid, text) in [("wamid.S1", "Quiero 2 zapatos"), ("wamid.S2", "mejor 3 camisas")] {

@@ -26,6 +26,17 @@ fn stripe_shop(api: &MockServer, stripe_api: &StripeApi) -> impl FnOnce(&mut Set
     }
 }
 
+/// Graph API and Stripe mocks, and a shop using them with the test catalog.
+async fn stripe_shop_with_catalog() -> (MockServer, StripeApi, TestDb, TestApp) {
+    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
+    mount_defaults(&api).await;
+    mount_text_ok(&api).await;
+    let db = TestDb::new().await;
+    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
+    add_catalog(&app).await;
+    (api, stripe_api, db, app)
+}
+
 async fn wait_run(db: &TestDb, wamid: &str) -> uuid::Uuid {
     let run = conversation_run(db, wamid).await;
     wait_status(&db.pool, run, "succeeded", Duration::from_secs(30)).await;
@@ -92,12 +103,7 @@ async fn last_text(api: &MockServer) -> String {
 #[tokio::test]
 async fn si_places_the_order_sends_a_stripe_link_and_the_paid_session_fulfils_it() {
     // Arrange: an open quote.
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.C1", "Quiero 2 zapatos y 1 camisa").await;
 
     // Act: "SÍ" as Meta escapes it.
@@ -163,12 +169,7 @@ async fn si_places_the_order_sends_a_stripe_link_and_the_paid_session_fulfils_it
 
 #[tokio::test]
 async fn the_oxxo_path_sends_the_voucher_then_the_confirmation() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, _stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.O1", "Quiero 1 camisa").await;
     say(&app, &db, "wamid.O2", "sí").await;
     let order_id = orders_of(&db).await[0].0;
@@ -193,12 +194,7 @@ async fn the_oxxo_path_sends_the_voucher_then_the_confirmation() {
 
 #[tokio::test]
 async fn a_mismatched_payment_gets_an_apology_and_the_order_waits_for_ops() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, _stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.A1", "Quiero 1 camisa").await;
     say(&app, &db, "wamid.A2", "sí").await;
     let order_id = orders_of(&db).await[0].0;
@@ -213,12 +209,7 @@ async fn a_mismatched_payment_gets_an_apology_and_the_order_waits_for_ops() {
 
 #[tokio::test]
 async fn an_expired_payment_is_told_and_si_gets_a_new_order_and_link() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.E1", "Quiero 1 camisa").await;
     say(&app, &db, "wamid.E2", "sí").await;
     let first = orders_of(&db).await[0].0;
@@ -305,12 +296,7 @@ async fn outside_the_24h_window_a_notice_uses_the_template_or_is_recorded_as_ski
 
 #[tokio::test]
 async fn si_twice_makes_one_order_and_one_link() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.T1", "Quiero 1 camisa").await;
 
     say(&app, &db, "wamid.T2", "sí").await;
@@ -325,12 +311,7 @@ async fn si_twice_makes_one_order_and_one_link() {
 
 #[tokio::test]
 async fn a_price_change_between_quote_and_si_offers_the_new_quote_and_no_order() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.P1", "Quiero 2 zapatos").await;
     let resp = app.client.patch(app.url("/api/v1/products/ZAP-001")).bearer_auth(TOKEN).json(&json!({"price_minor": 4999})).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -353,12 +334,7 @@ async fn a_price_change_between_quote_and_si_offers_the_new_quote_and_no_order()
 
 #[tokio::test]
 async fn si_after_24_hours_offers_a_new_quote_and_no_order() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (api, _stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.X1", "Quiero 1 camisa").await;
     sqlx::query("update quotes set expires_at = now() - interval '1 minute'").execute(&db.pool).await.unwrap();
 
@@ -374,12 +350,7 @@ async fn si_after_24_hours_offers_a_new_quote_and_no_order() {
 
 #[tokio::test]
 async fn a_stripe_5xx_is_retried_with_the_same_key_and_a_4xx_fails_with_stripes_message() {
-    let (api, stripe_api) = (MockServer::start().await, StripeApi::start().await);
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, stripe_shop(&api, &stripe_api)).await;
-    add_catalog(&app).await;
+    let (_api, stripe_api, db, app) = stripe_shop_with_catalog().await;
     say(&app, &db, "wamid.R1", "Quiero 1 camisa").await;
     stripe_api.fail_next(vec![(500, json!({"error": {"type": "api_error", "message": "Something went wrong"}}))]);
 
@@ -429,12 +400,7 @@ async fn mercado_pago_links_carry_the_order_and_the_idempotency_key() {
 
 #[tokio::test]
 async fn without_a_payment_provider_the_order_waits_and_the_run_names_the_settings() {
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (_api, db, app) = whatsapp_shop_with_catalog().await;
     say(&app, &db, "wamid.N1", "Quiero 1 camisa").await;
 
     post_webhook(&app, &message_body("wamid.N2", "sí")).await;

@@ -53,12 +53,7 @@ async fn wait_last_status(app: &TestApp, status: &str) -> Value {
 #[tokio::test]
 async fn a_conversation_shows_both_ways_and_delivery_reports_never_move_backwards() {
     // Arrange: a quote answered; Meta's "read" arrives before the reply was even sent.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (_api, db, app) = whatsapp_shop_with_catalog().await;
     post_webhook(&app, &statuses_body(&[("wamid.OUT.1", "read", 1_749_416_400, None)])).await;
     post_webhook(&app, &message_body("wamid.LOG", "Quiero 2 zapatos y 1 camisa")).await;
     let run = conversation_run(&db, "wamid.LOG").await;
@@ -296,12 +291,7 @@ async fn two_shoppers_writing_at_once_each_get_their_own_answers_in_order() {
 async fn a_burst_of_one_shoppers_messages_is_answered_in_the_order_they_were_sent() {
     // Arrange: ten messages of one shopper in one webhook (Meta batches), then
     // ten more in ten webhooks, all stored before any is handled.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (api, db, app) = whatsapp_shop_with_catalog().await;
     let message = |n: usize| json!({"from": WA_ID, "id": format!("wamid.N{n:02}"), "timestamp": "1749416383", "type": "text",
                                     "text": {"body": format!("Quiero {n} zapatos")}});
     let batch = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages",
