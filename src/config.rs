@@ -6,6 +6,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
+mod payment_links;
+mod whatsapp;
+
+pub use self::{
+    payment_links::{LinkProvider, PaymentLinkSettings, STRIPE_API_BASE},
+    whatsapp::{WhatsAppSettings, WHATSAPP_API_BASE, WHATSAPP_API_VERSION},
+};
+
 /// Everything the service needs to start, built from environment variables.
 #[derive(Clone)]
 pub struct Settings {
@@ -188,109 +196,6 @@ impl Settings {
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),
                 Some("1" | "true" | "yes")
             ),
-        })
-    }
-}
-
-/// Meta's Graph API, where WhatsApp Cloud API messages are sent.
-pub const WHATSAPP_API_BASE: &str = "https://graph.facebook.com";
-/// The Graph API version used for sends.
-pub const WHATSAPP_API_VERSION: &str = "v23.0";
-
-/// Sending WhatsApp messages. Without a token or phone number id, quotes are
-/// still stored and the send step fails naming the missing variable.
-#[derive(Clone)]
-pub struct WhatsAppSettings {
-    /// `WHATSAPP_API_BASE` (default https://graph.facebook.com).
-    pub api_base: String,
-    /// `WHATSAPP_API_VERSION` (default v23.0).
-    pub api_version: String,
-    /// `WHATSAPP_PHONE_NUMBER_ID`: the business number that sends.
-    pub phone_number_id: Option<String>,
-    /// `WHATSAPP_ACCESS_TOKEN`: Bearer token of the Graph API.
-    pub access_token: Option<SecretString>,
-    /// `WHATSAPP_SEND_RETRY_SCHEDULE` (default `1m,2m,4m,8m,16m`): the exact
-    /// delay before each retry of a transient send failure; then the run fails.
-    pub send_retry_schedule: Vec<Duration>,
-    /// `WHATSAPP_TEMPLATE_ORDER_UPDATE`: an approved template (body `{{1}}` order
-    /// reference, `{{2}}` what happened) for order notices outside the 24 h
-    /// window; unset: such notices are recorded as skipped.
-    pub template_order_update: Option<String>,
-    /// `WHATSAPP_TEMPLATE_LANG` (default `es_MX`).
-    pub template_lang: String,
-}
-
-impl WhatsAppSettings {
-    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let schedule = get("WHATSAPP_SEND_RETRY_SCHEDULE").unwrap_or_else(|| "1m,2m,4m,8m,16m".into());
-        let send_retry_schedule: Vec<Duration> = list(Some(schedule.clone()))
-            .iter()
-            .map(|s| parse_duration(s))
-            .collect::<Option<_>>()
-            .filter(|v: &Vec<Duration>| !v.is_empty())
-            .ok_or(Error {
-                name: "WHATSAPP_SEND_RETRY_SCHEDULE",
-                reason: format!("{schedule:?} is not a list of durations like 1m,2m,4m"),
-            })?;
-        Ok(Self {
-            api_base: get("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into()),
-            api_version: get("WHATSAPP_API_VERSION").unwrap_or_else(|| WHATSAPP_API_VERSION.into()),
-            phone_number_id: get("WHATSAPP_PHONE_NUMBER_ID"),
-            access_token: get("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
-            send_retry_schedule,
-            template_order_update: get("WHATSAPP_TEMPLATE_ORDER_UPDATE").filter(|t| !t.trim().is_empty()),
-            template_lang: get("WHATSAPP_TEMPLATE_LANG").unwrap_or_else(|| "es_MX".into()),
-        })
-    }
-}
-
-/// Stripe's API.
-pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
-
-/// Which provider hosts the payment links.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkProvider {
-    Stripe,
-    MercadoPago,
-}
-
-/// Payment links for orders confirmed over WhatsApp.
-#[derive(Clone)]
-pub struct PaymentLinkSettings {
-    /// `RELEVO_PAYMENT_LINKS` (`stripe` or `mercadopago`); unset: Stripe when
-    /// `STRIPE_API_KEY` is set, else Mercado Pago.
-    pub provider: Option<LinkProvider>,
-    /// `STRIPE_API_KEY` (`sk_…`).
-    pub stripe_api_key: Option<SecretString>,
-    /// `STRIPE_API_BASE` (default https://api.stripe.com).
-    pub stripe_api_base: String,
-    /// `STRIPE_PAYMENT_METHODS` (default `card,oxxo`).
-    pub stripe_payment_methods: Vec<String>,
-    /// `RELEVO_CHECKOUT_RETURN_URL`: where shoppers land after paying (default
-    /// `http://<RELEVO_ADDR>/checkout/return`, a page Relevo serves).
-    pub return_url: String,
-}
-
-impl PaymentLinkSettings {
-    fn from_lookup(get: &impl Fn(&str) -> Option<String>, addr: &str) -> Result<Self, Error> {
-        let provider = match get("RELEVO_PAYMENT_LINKS").as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some("stripe") => Some(LinkProvider::Stripe),
-            Some("mercadopago") => Some(LinkProvider::MercadoPago),
-            Some(other) => {
-                return Err(Error { name: "RELEVO_PAYMENT_LINKS", reason: format!("{other:?} is not stripe or mercadopago") })
-            }
-        };
-        let methods = list(Some(get("STRIPE_PAYMENT_METHODS").unwrap_or_else(|| "card,oxxo".into())));
-        if methods.is_empty() {
-            return Err(Error { name: "STRIPE_PAYMENT_METHODS", reason: "names no payment method".into() });
-        }
-        Ok(Self {
-            provider,
-            stripe_api_key: get("STRIPE_API_KEY").map(SecretString::from),
-            stripe_api_base: get("STRIPE_API_BASE").unwrap_or_else(|| STRIPE_API_BASE.into()),
-            stripe_payment_methods: methods,
-            return_url: get("RELEVO_CHECKOUT_RETURN_URL").unwrap_or_else(|| format!("http://{addr}/checkout/return")),
         })
     }
 }
