@@ -84,6 +84,8 @@ pub enum Outcome {
     Quoted,
     /// No catalog product was recognised; nothing stored.
     NotUnderstood,
+    /// Before payment links: "sí" only marked the quote confirmed. Kept so
+    /// checkpoints of that time still read.
     Confirmed,
     Declined,
     /// A yes/no to a quote older than 24 h: marked expired.

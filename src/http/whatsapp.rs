@@ -68,7 +68,9 @@ pub struct MessageOut {
     pub kind: String,
     pub text: Option<String>,
     /// `received` (inbound); `queued`, `sent`, `delivered`, `read` or `failed`
-    /// (outbound; never moves backwards).
+    /// (outbound; never moves backwards); `skipped` for an order notice that
+    /// could not go out (outside the 24 h window without a template), with
+    /// the reason in `error_message`.
     pub status: String,
     /// The quote the message asked for or answered.
     pub quote_id: Option<Uuid>,
