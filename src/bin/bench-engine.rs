@@ -1,11 +1,18 @@
 //! `just bench-engine`: engine throughput against plain apalis-postgres, on the
 //! same database in the same invocation.
 //!
-//! Baseline: N no-op apalis jobs drained by one worker with the engine's worker
-//! settings. Engine: N runs of `selftest.bench` (three database steps, each
+//! Baselines: N no-op apalis jobs drained by one worker with the engine's
+//! worker settings; and the same three steps written with apalis-workflow 1.0
+//! on apalis-postgres (a sequential flow, each step inserting the same effect
+//! row as the engine's), N flows started before the worker, timed from the
+//! worker's start to the last step's ack. Engine: N runs of `selftest.bench` (three database steps, each
 //! writing one row with its checkpoint), each created in its own transaction
 //! as a webhook would. Prints jobs/s, runs/s, and Postgres commits per run
 //! (`pg_stat_database.xact_commit` deltas, creation included).
+//!
+//! Latency: runs created at a steady `--rate` per second for `--latency-seconds`
+//! while the workers run; prints the median and 99th percentile from creation
+//! to `succeeded` (`run_p50_ms=`, `run_p99_ms=`).
 
 use std::{
     sync::{
@@ -34,6 +41,12 @@ struct Args {
     /// Worker concurrency and batch size, for both the baseline and the engine.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Latency phase: runs created per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Latency phase: how long runs are created (0 skips the phase).
+    #[arg(long, default_value_t = 30)]
+    latency_seconds: u64,
     /// Use this database instead of a private fsync-on cluster in target/bench-pg.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -72,10 +85,19 @@ async fn main() -> anyhow::Result<()> {
 
     let baseline = bench_apalis_noop(&options, &settings, args.runs).await?;
     println!("apalis_noop_jobs_per_sec={baseline:.0}");
+    let flows = bench_apalis_workflow(&options, &settings, args.runs).await?;
+    println!("apalis_workflow_3step_flows_per_sec={flows:.0}");
     let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs).await?;
     println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
     println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
+    println!("engine_vs_apalis_workflow={:.2}", runs_per_sec / flows);
     println!("commits_per_run={commits_per_run:.1}");
+    if args.latency_seconds > 0 {
+        let (p50, p99) = bench_latency(&options, &settings, args.rate, args.latency_seconds).await?;
+        println!("latency_workload: {} runs/s for {} s", args.rate, args.latency_seconds);
+        println!("run_p50_ms={p50:.1}");
+        println!("run_p99_ms={p99:.1}");
+    }
     if let Some(cluster) = cluster {
         cluster.stop()?;
     }
@@ -126,6 +148,68 @@ async fn bench_apalis_noop(options: &PgConnectOptions, s: &EngineSettings, n: us
     Ok(n as f64 / elapsed.as_secs_f64())
 }
 
+/// The engine bench's three steps as an apalis-workflow `SteppedFlow`.
+async fn bench_apalis_workflow(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<f64> {
+    use apalis_workflow::{SteppedFlow, WorkflowSink};
+    const QUEUE: &str = "bench.workflow";
+    let pool = db::pool(options.clone(), 40).await?;
+    let config = Config::default()
+        .queue(QUEUE)
+        .batch_size(s.batch_size)
+        .heartbeat_interval(s.heartbeat)
+        .lock_tasks(false);
+    let mut storage = PostgresStorage::new(&pool)
+        .with_config(config)
+        .with_pubsub()
+        .poll_with_interval(s.poll_interval);
+    for _ in 0..n {
+        storage.push_start(uuid::Uuid::now_v7()).await?;
+    }
+    let flow = SteppedFlow::new("bench-flow")
+        .and_then(|run: uuid::Uuid, pool: Data<PgPool>| async move { effect(&pool, run, "one").await })
+        .and_then(|run: uuid::Uuid, pool: Data<PgPool>| async move { effect(&pool, run, "two").await })
+        .and_then(|run: uuid::Uuid, pool: Data<PgPool>| async move { effect(&pool, run, "three").await });
+    let worker = WorkerBuilder::new(format!("bench-workflow-{}", std::process::id()))
+        .backend(storage)
+        .data(pool.clone())
+        .concurrency(s.concurrency)
+        .build(flow);
+    let started = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+        Ok::<_, std::io::Error>(())
+    }));
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let acked: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1 and status = 'Done'")
+            .bind(QUEUE)
+            .fetch_one(&pool)
+            .await?;
+        if acked as usize >= 3 * n {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&pool).await?;
+    anyhow::ensure!(rows as usize >= 3 * n, "expected {} step rows, found {rows}", 3 * n);
+    sqlx::query("truncate selftest.effects").execute(&pool).await?;
+    pool.close().await;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// One step's effect row, as the engine's bench steps write it.
+async fn effect(pool: &PgPool, run: uuid::Uuid, step: &str) -> Result<uuid::Uuid, BoxDynError> {
+    sqlx::query("insert into selftest.effects (run_id, step) values ($1, $2)")
+        .bind(run)
+        .bind(step)
+        .execute(pool)
+        .await?;
+    Ok(run)
+}
+
 async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<(f64, f64)> {
     let observer = db::pool(options.clone(), 1).await?;
     let commits_before = xact_commit(&observer).await?;
@@ -171,6 +255,45 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize) 
     anyhow::ensure!(rows as usize == 3 * n, "expected {} step rows, found {rows}", 3 * n);
     observer.close().await;
     Ok((n as f64 / elapsed.as_secs_f64(), commits as f64 / n as f64))
+}
+
+/// Runs created at a steady `rate` for `seconds` while the workers execute
+/// them: the median and 99th percentile, in ms, from creation to `succeeded`.
+async fn bench_latency(options: &PgConnectOptions, s: &EngineSettings, rate: u64, seconds: u64) -> anyhow::Result<(f64, f64)> {
+    let pool = db::pool(options.clone(), 40).await?;
+    sqlx::query("truncate engine.runs cascade").execute(&pool).await?;
+    let engine = Engine::new(pool.clone(), Registry::new().register(selftest::Bench), s.clone());
+    let workers = Workers::start(engine.clone());
+    let total = rate * seconds;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut creations = tokio::task::JoinSet::new();
+    for _ in 0..total {
+        ticker.tick().await;
+        let engine = engine.clone();
+        creations.spawn(async move { engine.start::<selftest::Bench>(&serde_json::json!({})).await });
+    }
+    while let Some(created) = creations.join_next().await {
+        created??;
+    }
+    loop {
+        let succeeded: i64 = sqlx::query_scalar("select count(*) from engine.runs where status = 'succeeded'")
+            .fetch_one(&pool)
+            .await?;
+        if succeeded as u64 >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.shutdown().await;
+    let (p50, p99): (f64, f64) = sqlx::query_as(
+        "select percentile_cont(0.5) within group (order by ms), percentile_cont(0.99) within group (order by ms)
+           from (select extract(epoch from finished_at - created_at) * 1000 as ms from engine.runs) t",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok((p50, p99))
 }
 
 async fn xact_commit(pool: &PgPool) -> anyhow::Result<i64> {
