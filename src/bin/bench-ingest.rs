@@ -1,7 +1,12 @@
 //! `just bench-ingest`: signed Stripe webhooks at 32 concurrent connections
 //! against the release `relevo` binary for a fixed time, next to `pgbench`
 //! doing the same inserts (event + run + queue job, one transaction per
-//! webhook, 32 clients) on the same database in the same invocation.
+//! webhook, 32 clients) on the same database in the same invocation. Two
+//! sides: an API-only node (`RELEVO_RUN_WORKERS=0`, the same work as
+//! pgbench: `ingest_vs_pgbench=`), then a node as `cargo run --release` starts
+//! it, executing the runs the webhooks start while acknowledging more
+//! (`ingest_full_node_vs_pgbench=`, `ack_p99_ms=`). One request in 20 repeats
+//! the previous event, as a provider retrying would.
 
 use std::{
     path::PathBuf,
@@ -48,6 +53,80 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("vacuum analyze").execute(&setup).await?;
 
     // The release binary, API only (no workers), so both sides do the same work.
+    let api_only = drive(&cluster, &args, false).await?;
+    let api_only = api_only.checked(&setup).await?;
+    sqlx::query("truncate inbound_events, engine.runs cascade").execute(&setup).await?;
+    sqlx::query("delete from apalis.jobs").execute(&setup).await?;
+    sqlx::query("vacuum analyze").execute(&setup).await?;
+    // Then as `cargo run --release` starts it: workers on, executing the runs
+    // the webhooks start while it acknowledges more.
+    let full = drive(&cluster, &args, true).await?;
+    let full = full.checked(&setup).await?;
+    setup.close().await;
+    cluster.stop()?;
+
+    println!("clients={} seconds={} fsync=on duplicates=1/{DUPLICATE_EVERY}", args.clients, args.seconds);
+    println!("pgbench_tps={tps:.0}");
+    println!("api_only: accepted={} errors={} stored_check=ok", api_only.unique, api_only.errors);
+    println!("accepted_per_sec={:.0}", api_only.rate);
+    println!("api_only_ack_p50_ms={:.2}", api_only.p50_ms);
+    println!("api_only_ack_p99_ms={:.2}", api_only.p99_ms);
+    println!("ingest_vs_pgbench={:.2}", api_only.rate / tps);
+    println!("full_node: accepted={} errors={} stored_check=ok", full.unique, full.errors);
+    println!("full_node_accepted_per_sec={:.0}", full.rate);
+    println!("ack_p50_ms={:.2}", full.p50_ms);
+    println!("ack_p99_ms={:.2}", full.p99_ms);
+    println!("ingest_full_node_vs_pgbench={:.2}", full.rate / tps);
+    Ok(())
+}
+
+/// Every this many requests a client resends its previous event (a provider
+/// retrying a slow answer): answered 200 `duplicate`, stored once.
+const DUPLICATE_EVERY: u64 = 20;
+
+/// What one side of the bench saw.
+struct Drive {
+    /// Event ids answered 200 (a duplicate's id again).
+    accepted: Vec<String>,
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+/// Figures after checking that every accepted event is stored.
+struct Figures {
+    unique: usize,
+    errors: usize,
+    /// Requests answered 200 per second (duplicates included).
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Drive {
+    async fn checked(mut self, pool: &sqlx::PgPool) -> anyhow::Result<Figures> {
+        let rate = self.accepted.len() as f64 / self.elapsed.as_secs_f64();
+        self.accepted.sort();
+        self.accepted.dedup();
+        let stored: i64 = sqlx::query_scalar(
+            "select count(*) from inbound_events where provider = 'stripe' and dedupe_key = any($1)",
+        )
+        .bind(&self.accepted)
+        .fetch_one(pool)
+        .await?;
+        anyhow::ensure!(stored as usize == self.accepted.len(), "{} accepted but {stored} stored", self.accepted.len());
+        self.latencies.sort();
+        let pct = |p: f64| {
+            let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1));
+            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Ok(Figures { unique: self.accepted.len(), errors: self.errors, rate, p50_ms: pct(0.50), p99_ms: pct(0.99) })
+    }
+}
+
+/// Starts the release binary (`workers` on or off) and drives signed Stripe
+/// webhooks at it from `args.clients` connections for `args.seconds`.
+async fn drive(cluster: &PrivateCluster, args: &Args, workers: bool) -> anyhow::Result<Drive> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let exe = std::env::current_exe()?.with_file_name("relevo");
     let mut relevo = tokio::process::Command::new(&exe)
@@ -55,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
         .env("RELEVO_ADMIN_TOKEN", "bench-admin-token-0123456789abcdef")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
-        .env("RELEVO_RUN_WORKERS", "0")
+        .env("RELEVO_RUN_WORKERS", if workers { "1" } else { "0" })
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -73,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let side = if workers { "full" } else { "api" };
     let tasks: Vec<_> = (0..args.clients)
         .map(|c| {
             let (client, url) = (client.clone(), format!("{base}/webhooks/stripe"));
@@ -82,7 +162,9 @@ async fn main() -> anyhow::Result<()> {
                 let mut i = 0u64;
                 while Instant::now() < deadline {
                     i += 1;
-                    let id = format!("evt_bench_{c}_{i}");
+                    // Every DUPLICATE_EVERY-th request repeats the one before.
+                    let n = if i % DUPLICATE_EVERY == 0 { i - 1 } else { i };
+                    let id = format!("evt_bench_{side}_{c}_{n}");
                     let body = event_body(&id);
                     let signature = sign(SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
                     let sent = Instant::now();
@@ -114,30 +196,9 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     relevo.start_kill()?;
     let _ = relevo.wait().await;
-
     let accepted = accepted.lock().await.clone();
-    let mut latencies = latencies.lock().await.clone();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let stored: i64 = sqlx::query_scalar(
-        "select count(*) from inbound_events where provider = 'stripe' and dedupe_key = any($1)",
-    )
-    .bind(&accepted)
-    .fetch_one(&setup)
-    .await?;
-    anyhow::ensure!(stored as usize == accepted.len(), "{} accepted but {stored} stored", accepted.len());
-    setup.close().await;
-    cluster.stop()?;
-
-    let rate = accepted.len() as f64 / elapsed.as_secs_f64();
-    println!("clients={} seconds={} fsync=on", args.clients, args.seconds);
-    println!("accepted={} errors={} stored_check=ok", accepted.len(), errors.load(std::sync::atomic::Ordering::Relaxed));
-    println!("accepted_per_sec={rate:.0}");
-    println!("ack_p50_ms={:.2}", pct(0.50).as_secs_f64() * 1000.0);
-    println!("ack_p99_ms={:.2}", pct(0.99).as_secs_f64() * 1000.0);
-    println!("pgbench_tps={tps:.0}");
-    println!("ingest_vs_pgbench={:.2}", rate / tps);
-    Ok(())
+    let latencies = latencies.lock().await.clone();
+    Ok(Drive { accepted, latencies, errors: errors.load(std::sync::atomic::Ordering::Relaxed), elapsed })
 }
 
 fn event_body(id: &str) -> String {
