@@ -126,10 +126,9 @@ pub async fn requote_using(
         return Ok(Confirmed::Requoted { quote_id: None, replies: vec![text] });
     }
     let id = conversation::insert_open_quote_using(tx, wa_id, wamid, &quote).await?;
-    let mut replies = reply::render(&quote);
-    if let Some(first) = replies.first_mut() {
-        *first = format!("{note} Esta es tu cotización actualizada:\n\n{first}");
-    }
+    // Split after adding the note, so no part exceeds WhatsApp's limit.
+    let text = format!("{note} Esta es tu cotización actualizada:\n\n{}", reply::render_text(&quote));
+    let replies = reply::split(&text, reply::MAX_MESSAGE_CHARS);
     Ok(Confirmed::Requoted { quote_id: Some(id), replies })
 }
 

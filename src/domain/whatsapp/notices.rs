@@ -11,6 +11,10 @@ use crate::domain::{
     quotes::money,
 };
 
+/// Characters the item list of a "paid" notice may take (WhatsApp's limit is
+/// 4,096 for the whole message).
+const ITEMS_BUDGET: usize = 3_500;
+
 /// Why the shopper hears from the shop. Part of a durable run input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -33,8 +37,17 @@ pub fn text(notice: &Notice, order: &Order, tz: Tz) -> String {
     match notice {
         Notice::Paid => {
             let mut lines = vec![format!("✅ *¡Pago recibido!*\n\nTu pedido {reference} está pagado y confirmado.\n\n📦 *Productos:*")];
+            // One message holds at most 4,096 characters: a very long order
+            // lists what fits and counts the rest.
+            let mut length: usize = lines[0].chars().count();
             for (i, item) in order.items.iter().enumerate() {
-                lines.push(format!("{}. {} × {}", i + 1, item.name, item.quantity));
+                let line = format!("{}. {} × {}", i + 1, item.name, item.quantity);
+                length += line.chars().count() + 1;
+                if length > ITEMS_BUDGET {
+                    lines.push(format!("… y {} productos más", order.items.len() - i));
+                    break;
+                }
+                lines.push(line);
             }
             lines.push(format!("\n💰 *Total: {total}*\n\n¡Gracias por tu compra! 🙌"));
             lines.join("\n")
@@ -117,5 +130,9 @@ mod tests {
         assert!(text(&Notice::NeedsAttention, &order(), tz).contains("se pondrá en contacto"));
         assert!(text(&Notice::PaymentExpired, &order(), tz).contains("responde *SÍ*"));
         assert_eq!(template_params(&Notice::Paid, &order()), vec!["01a23541".to_owned(), "pagado y confirmado".to_owned()]);
+        let mut huge = order();
+        huge.items = (0..500).map(|i| ItemRow { sku: format!("SKU-{i}"), name: "Producto de prueba".into(), quantity: 1, unit_price_minor: 1 }).collect();
+        let paid = text(&Notice::Paid, &huge, tz);
+        assert!(paid.chars().count() <= 4096 && paid.contains("productos más"), "{}", paid.chars().count());
     }
 }
