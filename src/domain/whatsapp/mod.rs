@@ -62,8 +62,8 @@ impl Direction {
 
 /// The status a message shows, in SQL over `whatsapp_messages m`, its
 /// `whatsapp_statuses s` (left joined on wamid) and its run `r` (left joined):
-/// a queued reply whose run failed or was cancelled shows `failed`.
+/// a queued reply whose run failed, was cancelled or was since pruned shows `failed`.
 pub(crate) const SHOWN_STATUS_SQL: &str = "case
         when s.status is not null and whatsapp_status_rank(s.status) > whatsapp_status_rank(m.status) then s.status
-        when m.status = 'queued' and r.status in ('failed', 'cancelled') then 'failed'
+        when m.status = 'queued' and (r.id is null or r.status in ('failed', 'cancelled')) then 'failed'
         else m.status end";

@@ -14,7 +14,8 @@ pub const FAILED_LISTED: i64 = 100;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueStatus {
-    /// Replies not sent yet whose run is still trying (waiting retries included).
+    /// Replies not sent yet whose run is still trying (waiting retries
+    /// included); a reply whose run was pruned is no longer in the queue.
     pub queue_size: i64,
     /// Of those, the ones that failed at least once and wait for their next try.
     pub pending_retry: i64,
@@ -41,17 +42,16 @@ pub struct FailedMessage {
 
 pub async fn status(pool: &PgPool) -> Result<QueueStatus, sqlx::Error> {
     let counts = sqlx::query!(
-        r#"select count(*) filter (where m.status = 'queued' and r.status is distinct from 'failed'
-                                      and r.status is distinct from 'cancelled') as "queue_size!",
-                  count(*) filter (where m.status = 'queued' and m.attempts > 0 and r.status is distinct from 'failed'
-                                      and r.status is distinct from 'cancelled') as "pending_retry!",
+        r#"select count(*) filter (where m.status = 'queued' and r.status in ('pending', 'running', 'sleeping')) as "queue_size!",
+                  count(*) filter (where m.status = 'queued' and m.attempts > 0
+                                      and r.status in ('pending', 'running', 'sleeping')) as "pending_retry!",
                   count(*) filter (where m.status = 'queued' and r.status = 'failed') as "failed!",
                   count(*) filter (where m.status = 'sent' and m.created_at > now() - interval '24 hours') as "sent_24h!",
                   count(*) filter (where m.status = 'queued' and r.status = 'failed'
                                       and m.created_at > now() - interval '24 hours') as "failed_24h!",
                   coalesce(sum(m.attempts) filter (where (m.status = 'sent' or r.status = 'failed')
                                                       and m.created_at > now() - interval '24 hours'), 0) as "attempts_24h!"
-             from whatsapp_messages m left join engine.runs r on r.id = m.run_id
+             from whatsapp_messages m join engine.runs r on r.id = m.run_id
             where m.direction = 'outbound' and (m.status = 'queued' or m.created_at > now() - interval '24 hours')"#,
     )
     .fetch_one(pool)
