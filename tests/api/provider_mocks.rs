@@ -21,7 +21,10 @@ pub const MP_TOKEN: &str = "APP_USR-relevo-test";
 #[derive(Clone, Debug)]
 pub struct Session {
     pub id: String,
+    /// The form's fields (for a repeated key such as `payment_method_types[]`, the last value).
     pub form: HashMap<String, String>,
+    /// The form as sent, repeated keys included.
+    pub pairs: Vec<(String, String)>,
 }
 
 /// A stored answer: the request's form, then the status and body answered.
@@ -124,7 +127,7 @@ impl Respond for Checkout {
         let form: HashMap<String, String> = pairs.iter().cloned().collect();
         let missing = ["mode", "success_url", "line_items[0][price_data][currency]", "line_items[0][price_data][unit_amount]",
             "line_items[0][price_data][product_data][name]", "line_items[0][quantity]", "metadata[order_id]",
-            "payment_intent_data[metadata][order_id]", "payment_method_types[0]"]
+            "payment_intent_data[metadata][order_id]", "payment_method_types[]"]
             .into_iter()
             .find(|k| !form.contains_key(*k));
         if let Some(param) = missing {
@@ -152,7 +155,7 @@ impl Respond for Checkout {
             "currency": form["line_items[0][price_data][currency]"],
             "expires_at": form.get("expires_at").and_then(|t| t.parse::<i64>().ok()).unwrap_or(1_900_000_000),
             "metadata": {"order_id": form["metadata[order_id]"]}});
-        state.sessions.push(Session { id, form });
+        state.sessions.push(Session { id, form, pairs: pairs.clone() });
         if let Some(key) = key {
             state.replays.insert(key, (pairs, 200, body.clone()));
         }

@@ -94,7 +94,8 @@ impl Client {
     }
 }
 
-/// The form body, keys as stripe-node encodes them (`line_items[0][quantity]`).
+/// The form body: indexed line items (`line_items[0][quantity]`), the
+/// payment methods as a list (`payment_method_types[]=card&payment_method_types[]=oxxo`).
 fn form(request: &LinkRequest, methods: &[String]) -> Vec<(String, String)> {
     let order_id = request.order_id.to_string();
     let mut form = vec![
@@ -106,8 +107,8 @@ fn form(request: &LinkRequest, methods: &[String]) -> Vec<(String, String)> {
         ("cancel_url".to_owned(), request.return_to("cancelled")),
         ("expires_at".to_owned(), request.expires_at.timestamp().to_string()),
     ];
-    for (i, method) in methods.iter().enumerate() {
-        form.push((format!("payment_method_types[{i}]"), method.clone()));
+    for method in methods {
+        form.push(("payment_method_types[]".to_owned(), method.clone()));
     }
     let currency = request.currency.to_ascii_lowercase();
     for (i, line) in request.lines.iter().enumerate() {
@@ -143,7 +144,8 @@ mod tests {
         assert_eq!(get("mode"), Some("payment"));
         assert_eq!(get("metadata[order_id]"), Some(order_id.to_string().as_str()));
         assert_eq!(get("payment_intent_data[metadata][order_id]"), Some(order_id.to_string().as_str()));
-        assert_eq!(get("payment_method_types[1]"), Some("oxxo"));
+        let methods: Vec<&str> = form.iter().filter(|(k, _)| k == "payment_method_types[]").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(methods, vec!["card", "oxxo"]);
         assert_eq!(get("line_items[1][price_data][unit_amount]"), Some("2550"));
         assert_eq!(get("line_items[0][price_data][currency]"), Some("mxn"));
         assert_eq!(get("line_items[0][price_data][product_data][name]"), Some("Zapatos"));
