@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        customers::{self, Details, Identity},
+        customers::CustomerRow,
         orders::{
             from_quote::{self, FromQuote},
             fulfilment::Shop,
@@ -90,17 +90,16 @@ pub enum Confirmed {
     Requoted { quote_id: Option<Uuid>, replies: Vec<String> },
 }
 
-/// Confirms `open` for shopper `wa_id`, in the `quote` step's transaction:
-/// the customer (created or named), then the order or the new quote.
+/// Confirms `open` for shopper `wa_id` (`customer`), in the `quote` step's
+/// transaction: the order, or the new quote.
 pub async fn confirm_using(
     tx: &mut PgConnection,
     wa_id: &str,
     wamid: &str,
-    name: Option<&str>,
+    customer: &CustomerRow,
     open: &OpenQuote,
 ) -> Result<Confirmed, StepError> {
-    let customer = customers::upsert_using(tx, Identity::WhatsApp(wa_id), Details { name, phone: None }).await?;
-    match from_quote::confirm_using(tx, open, &customer).await.map_err(order_error)? {
+    match from_quote::confirm_using(tx, open, customer).await.map_err(order_error)? {
         FromQuote::Ordered(order) => Ok(Confirmed::Ordered(Placed::from_order(&order))),
         FromQuote::Requoted(quote) => {
             let note = "⚠️ Algunos precios o productos cambiaron desde tu cotización, así que no creé el pedido.";

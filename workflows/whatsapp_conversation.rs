@@ -143,7 +143,10 @@ impl Workflow for WhatsAppConversation {
         let understood: Understood = ctx
             .tx_step("quote", move |tx, info| {
                 Box::pin(async move {
-                    let understood = understand_using(tx, &pool, &message).await?;
+                    // One customer per WhatsApp number from the first message on, named as Meta last said.
+                    let details = customers::Details { name: message.name.as_deref(), phone: None };
+                    let customer = customers::upsert_using(tx, customers::Identity::WhatsApp(&message.wa_id), details).await?;
+                    let understood = understand_using(tx, &pool, &message, &customer).await?;
                     record_using(tx, info.run_id, &message, &understood).await?;
                     Ok(understood)
                 })
@@ -166,6 +169,7 @@ impl Workflow for WhatsAppConversation {
             .tx_step("record_link", move |tx, info| {
                 Box::pin(async move {
                     record_link_using(tx, placed.order_id, &link).await?;
+                    log::touch_conversation_using(tx, &wa_id, None).await?;
                     let reply = [log::Reply { step: "send_link", body: &body }];
                     log::queue_replies_using(tx, &wa_id, info.run_id, None, &reply).await?;
                     Ok(true)
@@ -186,8 +190,7 @@ fn send_step(i: usize) -> String {
     }
 }
 
-/// The message, its queued replies and its sender as a customer, in the
-/// `quote` step's transaction.
+/// The message and its queued replies, in the `quote` step's transaction.
 async fn record_using(
     tx: &mut PgConnection,
     run_id: Uuid,
@@ -214,15 +217,17 @@ async fn record_using(
         .map(|(step, body)| log::Reply { step, body })
         .collect();
     log::queue_replies_using(tx, &message.wa_id, run_id, understood.quote_id, &replies).await?;
-    // One customer per WhatsApp number from the first message on, named as Meta last said.
-    let details = customers::Details { name: message.name.as_deref(), phone: None };
-    customers::upsert_using(tx, customers::Identity::WhatsApp(&message.wa_id), details).await?;
     metrics::counter!("relevo_whatsapp_messages_received_total").increment(1);
     Ok(())
 }
 
 /// Decides what the message means and stores it, in the step's transaction.
-async fn understand_using(tx: &mut PgConnection, pool: &PgPool, message: &WhatsAppConversationInput) -> Result<Understood, StepError> {
+async fn understand_using(
+    tx: &mut PgConnection,
+    pool: &PgPool,
+    message: &WhatsAppConversationInput,
+    customer: &customers::CustomerRow,
+) -> Result<Understood, StepError> {
     let (wa_id, wamid) = (message.wa_id.as_str(), message.wamid.as_str());
     let reply = |outcome, quote_id, text: &str| Understood { outcome, quote_id, replies: vec![text.to_owned()], order: None };
     let Some(text) = message.text.clone() else {
@@ -254,7 +259,7 @@ async fn understand_using(tx: &mut PgConnection, pool: &PgPool, message: &WhatsA
                 let note = "⌛ Tu cotización venció (es válida por 24 horas), así que no creé el pedido.";
                 checkout::requote_using(tx, wa_id, wamid, &open, today, note).await?
             }
-            (Answer::Yes, false) => checkout::confirm_using(tx, wa_id, wamid, message.name.as_deref(), &open).await?,
+            (Answer::Yes, false) => checkout::confirm_using(tx, wa_id, wamid, customer, &open).await?,
         };
         return Ok(match confirmed {
             Confirmed::Ordered(placed) => {

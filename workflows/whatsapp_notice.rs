@@ -81,11 +81,11 @@ impl Workflow for WhatsAppNotice {
     }
 
     async fn run(&self, ctx: &mut RunCtx, input: WhatsAppNoticeInput) -> Result<(), StepError> {
-        let (pool, shop, template, notice) = (ctx.pool().clone(), self.shop.clone(), self.template.clone(), input.clone());
+        let (shop, template, notice) = (self.shop.clone(), self.template.clone(), input.clone());
         let composed: Composed = ctx
             .tx_step("compose", move |tx, info| {
                 Box::pin(async move {
-                    let (order, _) = orders::get(&pool, notice.order_id).await.map_err(|e| match e {
+                    let order = orders::load_using(tx, notice.order_id).await.map_err(|e| match e {
                         orders::Error::Database(e) => StepError::from(e),
                         e => StepError::permanent(format!("order {}: {e}", notice.order_id)),
                     })?;

@@ -3,11 +3,13 @@
 //! (same products, same prices); otherwise the shopper gets the quote as it
 //! stands now.
 
+use std::collections::HashMap;
+
 use sqlx::PgConnection;
 
 use super::{insert_using, price_lines, Customer, Error, Order};
 use crate::domain::{
-    catalog::{self, Sku},
+    catalog::{self, ProductPrice, Sku},
     customers::CustomerRow,
     quotes::{
         conversation::{self, OpenQuote, QuoteStatus},
@@ -29,8 +31,16 @@ pub enum FromQuote {
 /// `unmatched`), and whether that is exactly what was quoted. Locks the prices
 /// (shared) until the caller's transaction ends.
 pub async fn reprice_using(conn: &mut PgConnection, quote: &OpenQuote) -> Result<(Quote, bool), sqlx::Error> {
+    let prices = lock_prices_of_using(conn, quote).await?;
+    Ok(reprice(quote, &prices))
+}
+
+async fn lock_prices_of_using(conn: &mut PgConnection, quote: &OpenQuote) -> Result<HashMap<String, ProductPrice>, sqlx::Error> {
     let skus: Vec<&str> = quote.lines.iter().map(|l| l.sku.as_str()).collect();
-    let prices = catalog::lock_prices_using(conn, &skus).await?;
+    catalog::lock_prices_using(conn, &skus).await
+}
+
+fn reprice(quote: &OpenQuote, prices: &HashMap<String, ProductPrice>) -> (Quote, bool) {
     let mut now = Vec::with_capacity(quote.lines.len());
     let mut gone = Vec::new();
     for line in &quote.lines {
@@ -47,14 +57,15 @@ pub async fn reprice_using(conn: &mut PgConnection, quote: &OpenQuote) -> Result
     }
     let unchanged = gone.is_empty()
         && now.iter().zip(&quote.lines).all(|(n, q)| n.unit_price_minor == q.unit_price_minor && n.currency == q.currency);
-    Ok((Quote::from_lines(now, gone), unchanged))
+    (Quote::from_lines(now, gone), unchanged)
 }
 
 /// Confirms `quote` for `customer` in the caller's transaction (the quote row
 /// is locked by the caller): creates the order linked to both and marks the
 /// quote `confirmed`, or, when the catalog moved, answers the quote as it stands.
 pub async fn confirm_using(conn: &mut PgConnection, quote: &OpenQuote, customer: &CustomerRow) -> Result<FromQuote, Error> {
-    let (current, unchanged) = reprice_using(conn, quote).await?;
+    let prices = lock_prices_of_using(conn, quote).await?;
+    let (current, unchanged) = reprice(quote, &prices);
     if !unchanged {
         return Ok(FromQuote::Requoted(current));
     }
@@ -63,8 +74,6 @@ pub async fn confirm_using(conn: &mut PgConnection, quote: &OpenQuote, customer:
         .iter()
         .map(|l| Ok((Sku::parse(&l.sku)?, i32::try_from(l.quantity).unwrap_or(i32::MAX))))
         .collect::<Result<_, crate::domain::Invalid>>()?;
-    let skus: Vec<&str> = quote.lines.iter().map(|l| l.sku.as_str()).collect();
-    let prices = catalog::lock_prices_using(conn, &skus).await?;
     let priced = price_lines(&lines, &prices)?;
     let wa_id = customer.wa_id.clone().unwrap_or_default();
     let buyer = Customer {

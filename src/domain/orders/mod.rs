@@ -301,21 +301,28 @@ async fn insert_items_using(conn: &mut PgConnection, order_id: Uuid, items: &[It
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<(Order, Vec<TransitionRow>), Error> {
-    let sql = format!("select {ORDER_COLUMNS} from orders where id = $1");
-    let order: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(Error::NotFound)?;
-    let items = items_of(pool, id).await?;
+    let mut conn = pool.acquire().await?;
+    let order = load_using(&mut conn, id).await?;
     let history = sqlx::query_as(
         "select from_status, to_status, signal, applied, reason, event_id, at
            from order_transitions where order_id = $1 order by id",
     )
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok((Order { order, items }, history))
+    Ok((order, history))
+}
+
+/// The order with its items, in the caller's transaction.
+pub async fn load_using(conn: &mut PgConnection, id: Uuid) -> Result<Order, Error> {
+    let sql = format!("select {ORDER_COLUMNS} from orders where id = $1");
+    let order: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let items = items_using(conn, id).await?;
+    Ok(Order { order, items })
 }
 
 async fn items_of(pool: &PgPool, id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {

@@ -45,7 +45,8 @@ pub struct Reply<'a> {
     pub body: &'a str,
 }
 
-/// Queues the replies of run `run_id` to `wa_id` (one row per send step).
+/// Queues the replies of run `run_id` to `wa_id` (one row per send step). The
+/// conversation must exist (`record_incoming_using` or `touch_conversation_using`).
 pub async fn queue_replies_using(
     conn: &mut PgConnection,
     wa_id: &str,
@@ -53,7 +54,6 @@ pub async fn queue_replies_using(
     quote_id: Option<Uuid>,
     replies: &[Reply<'_>],
 ) -> Result<(), sqlx::Error> {
-    touch_conversation_using(conn, wa_id, None).await?;
     let steps: Vec<&str> = replies.iter().map(|r| r.step).collect();
     let bodies: Vec<&str> = replies.iter().map(|r| r.body).collect();
     sqlx::query!(
@@ -147,7 +147,9 @@ pub async fn record_send(pool: &PgPool, run_id: Uuid, step: &str, outcome: SendO
     Ok(())
 }
 
-async fn touch_conversation_using(conn: &mut PgConnection, wa_id: &str, name: Option<&str>) -> Result<(), sqlx::Error> {
+/// Creates `wa_id`'s conversation or marks its latest activity now (and keeps
+/// the profile name Meta last sent).
+pub async fn touch_conversation_using(conn: &mut PgConnection, wa_id: &str, name: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "insert into whatsapp_conversations (wa_id, name) values ($1, $2)
          on conflict (wa_id) do update
