@@ -317,16 +317,7 @@ async fn a_whatsapp_reply_cut_by_a_kill_after_the_quote_is_sent_once_after_resta
     use crate::whatsapp::*;
     // Arrange: Meta holds the first reply without answering (the process dies
     // before it knows whether the send went through), then answers at once.
-    let api = wiremock::MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    mount_text_ok(&api).await;
+    let api = graph_api_answering_first(1, wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(120))).await;
     let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = api.uri();
@@ -482,8 +473,21 @@ async fn a_kill_between_creating_the_checkout_session_and_its_checkpoint_reuses_
     })
     .await;
     assert!(!seen.contains("sales_order.cancelled"), "{seen:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(confirmations().await, 1, "the redelivered event sent nothing more");
+    // Both deliveries of the event have been routed and handled: no run is left to act.
+    wait_for("every run to settle", Duration::from_secs(30), || async {
+        let active: i64 =
+            sqlx::query_scalar("select count(*) from engine.runs where status in ('pending', 'running', 'sleeping')")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        (active == 0).then_some(())
+    })
+    .await;
+    let notices: i64 = sqlx::query_scalar("select count(*) from engine.runs where workflow = 'whatsapp_notice'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!((notices, confirmations().await), (1, 1), "the redelivered event sent nothing more");
     node.start_kill().unwrap();
 }
 
