@@ -36,10 +36,25 @@ pub(crate) async fn whatsapp_shop_with_catalog() -> (MockServer, TestDb, TestApp
     let api = MockServer::start().await;
     mount_defaults(&api).await;
     mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let (db, app) = shop_on(&api).await;
     (api, db, app)
+}
+
+/// A Graph API mock whose first `times` text sends get `answer`; later ones are accepted.
+pub(crate) async fn graph_api_answering_first(times: u64, answer: ResponseTemplate) -> MockServer {
+    let api = MockServer::start().await;
+    mount_defaults(&api).await;
+    sends().and(ValidText).respond_with(answer).up_to_n_times(times).with_priority(1).mount(&api).await;
+    mount_text_ok(&api).await;
+    api
+}
+
+/// A shop sending through `api`, with the test catalog.
+pub(crate) async fn shop_on(api: &MockServer) -> (TestDb, TestApp) {
+    let db = TestDb::new().await;
+    let app = shop(&db, whatsapp_shop(api)).await;
+    add_catalog(&app).await;
+    (db, app)
 }
 
 /// A text send as Meta requires it: recipient, `type` matching its key, a body
@@ -252,19 +267,8 @@ async fn the_same_webhook_twice_gets_one_reply() {
 #[tokio::test]
 async fn a_reply_that_meets_500_twice_is_delivered_once_after_retries() {
     // Arrange: the first two text sends fail with 500, then Meta accepts.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(meta_error(500, 1, "An unknown error occurred"))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let api = graph_api_answering_first(2, meta_error(500, 1, "An unknown error occurred")).await;
+    let (db, app) = shop_on(&api).await;
 
     // Act
     post_webhook(&app, &message_body("wamid.RETRY", "Quiero 2 zapatos y 1 camisa")).await;
@@ -327,17 +331,8 @@ async fn a_new_quote_supersedes_the_open_one_in_the_order_the_messages_arrived()
 
 #[tokio::test]
 async fn outside_the_24h_window_the_send_fails_permanently_with_metas_code() {
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(meta_error(400, 131047, "Re-engagement message"))
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let api = graph_api_answering_first(u64::MAX, meta_error(400, 131047, "Re-engagement message")).await;
+    let (db, app) = shop_on(&api).await;
 
     post_webhook(&app, &message_body("wamid.W", "Quiero 2 zapatos")).await;
     let run = conversation_run(&db, "wamid.W").await;
@@ -377,19 +372,8 @@ async fn without_an_access_token_the_quote_is_stored_and_the_send_names_the_vari
 #[tokio::test]
 async fn a_throttled_send_resumes_later_without_burning_an_attempt() {
     // Arrange: Meta's throughput limit (130429) once, with Retry-After: 1.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(meta_error(400, 130429, "Rate limit hit").insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let api = graph_api_answering_first(1, meta_error(400, 130429, "Rate limit hit").insert_header("Retry-After", "1")).await;
+    let (db, app) = shop_on(&api).await;
 
     // Act
     post_webhook(&app, &message_body("wamid.THROTTLED", "Quiero 2 zapatos")).await;

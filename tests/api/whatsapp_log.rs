@@ -126,19 +126,8 @@ async fn a_conversation_shows_both_ways_and_delivery_reports_never_move_backward
 #[tokio::test]
 async fn a_refused_reply_is_listed_as_failed_and_sent_after_a_manual_retry() {
     // Arrange: Meta refuses the first send (outside the 24 h window), then accepts.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(meta_error(400, 131047, "Re-engagement message"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    mount_text_ok(&api).await;
-    let db = TestDb::new().await;
-    let app = shop(&db, whatsapp_shop(&api)).await;
-    add_catalog(&app).await;
+    let api = graph_api_answering_first(1, meta_error(400, 131047, "Re-engagement message")).await;
+    let (db, app) = shop_on(&api).await;
     post_webhook(&app, &message_body("wamid.FAIL", "Quiero 2 zapatos")).await;
     let run = conversation_run(&db, "wamid.FAIL").await;
     wait_status(&db.pool, run, "failed", Duration::from_secs(20)).await;
@@ -178,16 +167,7 @@ async fn a_refused_reply_is_listed_as_failed_and_sent_after_a_manual_retry() {
 #[tokio::test]
 async fn a_reply_waiting_for_its_retry_is_counted_as_pending() {
     // Arrange: 500 on the first send, and a retry schedule long enough to look.
-    let api = MockServer::start().await;
-    mount_defaults(&api).await;
-    sends()
-        .and(ValidText)
-        .respond_with(meta_error(500, 2, "Service temporarily unavailable"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    mount_text_ok(&api).await;
+    let api = graph_api_answering_first(1, meta_error(500, 2, "Service temporarily unavailable")).await;
     let db = TestDb::new().await;
     let configure = whatsapp_shop(&api);
     let app = shop(&db, move |s| {
