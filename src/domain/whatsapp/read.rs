@@ -43,18 +43,19 @@ impl FromStr for ConversationCursor {
     }
 }
 
+/// Conversations as listed; callers add conditions (`and …`).
+const CONVERSATIONS: &str = "select c.wa_id, c.name, c.last_message_at,
+        (select count(*) from whatsapp_messages m where m.wa_id = c.wa_id) as messages,
+        (select q.id from quotes q where q.wa_id = c.wa_id and q.status = 'open') as open_quote_id
+   from whatsapp_conversations c where true";
+
 /// Conversations, latest activity first.
 pub async fn list(
     pool: &PgPool,
     limit: u32,
     cursor: Option<ConversationCursor>,
 ) -> Result<(Vec<ConversationRow>, Option<ConversationCursor>), sqlx::Error> {
-    let mut q = QueryBuilder::new(
-        "select c.wa_id, c.name, c.last_message_at,
-                (select count(*) from whatsapp_messages m where m.wa_id = c.wa_id) as messages,
-                (select q.id from quotes q where q.wa_id = c.wa_id and q.status = 'open') as open_quote_id
-           from whatsapp_conversations c where true",
-    );
+    let mut q = QueryBuilder::new(CONVERSATIONS);
     if let Some(c) = cursor {
         q.push(" and (c.last_message_at, c.wa_id) < (")
             .push_bind(c.last_message_at)
@@ -72,15 +73,9 @@ pub async fn list(
 
 /// One conversation's summary, as listed.
 pub async fn summary(pool: &PgPool, wa_id: &str) -> Result<Option<ConversationRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select c.wa_id, c.name, c.last_message_at,
-                (select count(*) from whatsapp_messages m where m.wa_id = c.wa_id) as messages,
-                (select q.id from quotes q where q.wa_id = c.wa_id and q.status = 'open') as open_quote_id
-           from whatsapp_conversations c where c.wa_id = $1",
-    )
-    .bind(wa_id)
-    .fetch_optional(pool)
-    .await
+    let mut q = QueryBuilder::new(CONVERSATIONS);
+    q.push(" and c.wa_id = ").push_bind(wa_id);
+    q.build_query_as().fetch_optional(pool).await
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
