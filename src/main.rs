@@ -49,10 +49,12 @@ fn main() -> std::process::ExitCode {
 
 async fn serve() -> anyhow::Result<()> {
     telemetry::init_tracing();
+    // Before anything starts: a SIGTERM during start-up still shuts down cleanly.
+    let shutdown = startup::shutdown_signal();
     let settings = Settings::from_env()?;
     let registry = workflows::registry(&settings)?;
     let app = startup::Application::build(settings, registry).await?;
-    app.run_until(startup::shutdown_signal()).await
+    app.run_until(shutdown).await
 }
 
 async fn migrate() -> anyhow::Result<()> {

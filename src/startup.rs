@@ -261,12 +261,18 @@ fn load_or_create_token(data_dir: &Path) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(token))
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Installs the SIGINT and SIGTERM handlers now and resolves on either. Call
+/// it before serving: a handler installed only when the future is first polled
+/// leaves a window in which a signal takes the default action (the process
+/// dies without its graceful shutdown) although the node already answers.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
