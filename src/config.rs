@@ -6,10 +6,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
+mod highlevel;
 mod payment_links;
 mod whatsapp;
 
 pub use self::{
+    highlevel::{HighLevelSettings, RateLimit, HIGHLEVEL_API_BASE},
     payment_links::{LinkProvider, PaymentLinkSettings, STRIPE_API_BASE},
     whatsapp::{WhatsAppSettings, WHATSAPP_API_BASE, WHATSAPP_API_VERSION},
 };
@@ -25,6 +27,9 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// `RELEVO_ADMIN_TOKEN`; generated and stored in `data_dir/admin-token` when unset.
     pub admin_token: Option<SecretString>,
+    /// `RELEVO_SECRET_KEY` (32 bytes, base64): seals provider tokens and signing
+    /// keys at rest; generated into `data_dir/secret-key` when unset.
+    pub secret_key: Option<SecretString>,
     /// `RELEVO_PG_BIN`: directory holding `initdb`, `pg_ctl`, `postgres`.
     pub pg_bin: Option<PathBuf>,
     /// `RELEVO_DB_POOL_SIZE` (default 40): connections this process may open.
@@ -50,6 +55,8 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     /// Payment links sent to WhatsApp shoppers who confirm a quote.
     pub payment_links: PaymentLinkSettings,
+    /// HighLevel appointment sync.
+    pub highlevel: HighLevelSettings,
     /// `RELEVO_RUN_WORKERS` (default true): `false` makes an API-only node
     /// (receives webhooks, serves ops) while other nodes execute runs.
     pub run_workers: bool,
@@ -80,6 +87,7 @@ pub struct WebhookSettings {
     pub highlevel_rsa_public_key_pem: Option<String>,
     /// `HIGHLEVEL_LOCATION_IDS`: comma-separated location (or company) ids whose
     /// events are acted on; other accounts' events are stored as ignored.
+    /// Unset: events of every connected location are acted on.
     pub highlevel_location_ids: Vec<String>,
     /// `RELEVO_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
@@ -172,6 +180,7 @@ impl Settings {
                 reason: format!("{e}"),
             })?,
             admin_token: get("RELEVO_ADMIN_TOKEN").map(SecretString::from),
+            secret_key: get("RELEVO_SECRET_KEY").map(SecretString::from),
             pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
             db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
             engine: EngineSettings::from_lookup(&get)?,
@@ -191,6 +200,7 @@ impl Settings {
             mercadopago_api_base: get("MERCADOPAGO_API_BASE").unwrap_or_else(|| MERCADOPAGO_API_BASE.into()),
             whatsapp: WhatsAppSettings::from_lookup(&get)?,
             payment_links: PaymentLinkSettings::from_lookup(&get, &addr)?,
+            highlevel: HighLevelSettings::from_lookup(&get)?,
             run_workers: !matches!(get("RELEVO_RUN_WORKERS").as_deref(), Some("0" | "false" | "no")),
             enable_test_workflows: matches!(
                 get("RELEVO_ENABLE_TEST_WORKFLOWS").as_deref(),

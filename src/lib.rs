@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod mailer;
 pub mod outbound;
 pub mod providers;
+pub mod sealing;
 pub mod startup;
 pub mod telemetry;
 #[path = "../workflows/mod.rs"]

@@ -47,6 +47,13 @@ impl Application {
             None => load_or_create_token(&settings.data_dir)?,
         };
         check_token_strength(&admin_token)?;
+        let sealer = crate::sealing::Sealer::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+        sealer.check_against(&database.pool).await?;
+        let sealed = crate::outbound::subscriptions::seal_legacy_keys(&database.pool, &sealer).await?;
+        if sealed > 0 {
+            tracing::info!(keys = sealed, "sealed outbound signing keys stored before they were sealed at rest");
+        }
+        let highlevel = crate::workflows::highlevel(&settings)?;
         let highlevel_keys = crate::providers::highlevel::verify::Keys::from_pem(
             settings.webhooks.highlevel_public_key_pem.as_deref(),
             settings.webhooks.highlevel_rsa_public_key_pem.as_deref(),
@@ -90,6 +97,8 @@ impl Application {
                 admin_token: Arc::new(admin_token),
                 webhooks: Arc::new(settings.webhooks.clone()),
                 highlevel_keys: Arc::new(highlevel_keys),
+                highlevel,
+                sealer,
                 run_gauges,
                 outbound: Arc::new(settings.outbound.clone()),
                 ingest,
@@ -120,7 +129,7 @@ impl Application {
         }
         let (deliveries_stop, deliveries_stopped) = tokio::sync::watch::channel(false);
         let deliveries = self.run_workers.then(|| {
-            let worker = Arc::new(crate::outbound::worker::Worker::new(self.state.pool.clone(), self.outbound.clone()));
+            let worker = Arc::new(crate::outbound::worker::Worker::new(self.state.pool.clone(), self.outbound.clone(), self.state.sealer.clone()));
             tokio::spawn(worker.run(deliveries_stopped))
         });
         let retention = spawn_retention(self.state.pool.clone(), self.state.engine.settings().retention);

@@ -45,6 +45,13 @@ pub fn describe_metrics(workflows: &[&'static str], providers: &[&'static str]) 
     describe_histogram!("relevo_webhook_delivery_duration_seconds", Unit::Seconds, "Duration of outbound delivery requests.");
     describe_counter!("relevo_webhook_delivery_http_status_total", "Subscriber answers, by HTTP status code.");
     describe_counter!("relevo_webhook_retries_total", "Outbound deliveries rescheduled after a failed attempt.");
+    describe_counter!("relevo_highlevel_requests_total", "HighLevel API calls, by operation and status (ok or the error kind).");
+    describe_histogram!("relevo_highlevel_request_duration_seconds", Unit::Seconds, "Duration of HighLevel API calls, by operation.");
+    describe_gauge!("relevo_highlevel_rate_limit_remaining", "HighLevel's X-RateLimit-Remaining as last seen, by location.");
+    describe_counter!("relevo_highlevel_token_refreshes_total", "HighLevel token refreshes, by outcome (rotated, rejected, failed).");
+    for outcome in ["rotated", "rejected", "failed"] {
+        metrics::counter!("relevo_highlevel_token_refreshes_total", "outcome" => outcome).increment(0);
+    }
     for provider in providers {
         for outcome in ["accepted", "duplicate", "rejected", "unavailable"] {
             metrics::counter!("relevo_webhooks_received_total", "provider" => *provider, "outcome" => outcome).increment(0);

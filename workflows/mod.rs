@@ -10,14 +10,23 @@
 //! | a payment that references no known order                          | `Payment`                                           | none (`not_started`, with the reason)         |
 //! | WhatsApp `message.*` (any message type)                           | `WhatsAppMessage`                                   | `whatsapp_conversation`, keyed by `wa:<wa_id>` |
 //! | WhatsApp `status.*` (sent, delivered, read, failed)               | `WhatsAppStatus`                                    | none: merged into `whatsapp_statuses` (`recorded`) |
-//! | other Stripe / Mercado Pago types, HighLevel                      | `Ignored`                                           | none                                          |
+//! | HighLevel `AppointmentCreate|Update|Delete` (connected location)   | `HighLevelAppointment`                              | `highlevel_appointment`, keyed by its HighLevel id |
+//! | other Stripe / Mercado Pago / HighLevel types                     | `Ignored`                                           | none                                          |
 //!
 //! Flows started by other flows: `payment_fulfilment` → `oxxo_expiry` (voucher
 //! timer), `email_delivery` (when SMTP is configured) and `whatsapp_notice`
 //! (orders from a WhatsApp quote: paid, voucher, needs attention, expired;
 //! `oxxo_expiry` too).
+//!
+//! Flows started by the API (`appointment_ops`): `appointment_sync` (each
+//! appointment change, keyed by the appointment) and `highlevel_tokens` (one
+//! recurring refresher per connected location).
 
+pub mod appointment_ops;
+pub mod appointment_sync;
 pub mod email_delivery;
+pub mod highlevel_appointment;
+pub mod highlevel_tokens;
 pub mod inbound_event;
 pub mod oxxo_expiry;
 pub mod payment_fulfilment;
@@ -43,6 +52,7 @@ use self::{
 use crate::{
     config::Settings,
     domain::{
+        highlevel::api::HighLevel,
         orders::fulfilment::Shop,
         whatsapp::statuses::{self, Reported, StatusReport},
     },
@@ -51,8 +61,9 @@ use crate::{
     providers::Route,
 };
 
-/// Every workflow this process executes. Fails on an unusable SMTP_URL or EMAIL_FROM.
-pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigError> {
+/// Every workflow this process executes. Fails on an unusable SMTP_URL or
+/// EMAIL_FROM, or an unusable RELEVO_SECRET_KEY.
+pub fn registry(settings: &Settings) -> anyhow::Result<Registry> {
     let mailer = match (&settings.smtp_url, &settings.email_from) {
         (Some(url), Some(from)) => Some(Arc::new(crate::mailer::Mailer::new(url, from)?)),
         _ => {
@@ -64,6 +75,7 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
         timezone: settings.shop_timezone,
         smtp_configured: mailer.is_some(),
     });
+    let highlevel = highlevel(settings)?;
     let mut registry = Registry::new()
         .register(InboundEvent {
             mercadopago: settings.mercadopago_access_token.clone().map(|token| {
@@ -73,7 +85,10 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
         .register(PaymentFulfilment { shop: shop.clone() })
         .register(oxxo_expiry::OxxoExpiry { shop: shop.clone() })
         .register(whatsapp_conversation(settings, shop.clone()))
-        .register(whatsapp_notice(settings, shop));
+        .register(whatsapp_notice(settings, shop))
+        .register(appointment_sync::AppointmentSync { highlevel: highlevel.clone() })
+        .register(highlevel_appointment::HighLevelAppointment)
+        .register(highlevel_tokens::HighLevelTokens { highlevel });
     if let Some(mailer) = mailer {
         registry = registry.register(email_delivery::EmailDelivery { mailer });
     }
@@ -82,6 +97,23 @@ pub fn registry(settings: &Settings) -> Result<Registry, crate::mailer::ConfigEr
         registry = selftest::register(registry);
     }
     Ok(registry)
+}
+
+/// The one way to call HighLevel: the marketplace app's client, tokens sealed
+/// with RELEVO_SECRET_KEY, HIGHLEVEL_RATE_LIMIT per location.
+pub fn highlevel(settings: &Settings) -> anyhow::Result<Arc<HighLevel>> {
+    let hl = &settings.highlevel;
+    let app = match (&hl.client_id, &hl.client_secret) {
+        (Some(client_id), Some(client_secret)) => Some(crate::providers::highlevel::client::App {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            redirect_uri: hl.redirect_uri.clone(),
+        }),
+        _ => None,
+    };
+    let client = Arc::new(crate::providers::highlevel::client::Client::new(&hl.api_base, app));
+    let sealer = crate::sealing::Sealer::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+    Ok(HighLevel::new(client, sealer, hl.rate_limit))
 }
 
 /// The WhatsApp conversation flow: replies through the shared sender, with
@@ -243,6 +275,14 @@ async fn start_routed_using(tx: &mut PgConnection, event_id: Uuid, route: Route)
                 }
                 None => Dispatch::NotStarted { reason: format!("unknown WhatsApp status {status:?}") },
             }
+        }
+        Route::HighLevelAppointment { change, location_id, appointment } => {
+            let input = highlevel_appointment::HighLevelAppointmentInput {
+                location_id: location_id.clone(),
+                change: *change,
+                appointment: appointment.clone(),
+            };
+            started::<highlevel_appointment::HighLevelAppointment>(tx, &input, event_id).await?
         }
         Route::Ignored { reason } => Dispatch::NotStarted { reason: reason.clone() },
     };

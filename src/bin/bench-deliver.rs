@@ -67,6 +67,14 @@ async fn main() -> anyhow::Result<()> {
 
     let tps = pgbench(&cluster, &pool, args.pgbench_seconds).await?;
 
+    let mut settings = Settings::from_env()?; // RELEVO_OUTBOUND_* tuning applies
+    settings.database_url = Some(SecretString::from(cluster.url("bench_deliver")));
+    settings.addr = "127.0.0.1:0".parse()?;
+    settings.admin_token = Some(SecretString::from("bench-admin-token-0123456789abcdef"));
+    settings.outbound.allow_nets = AllowNets::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
+    // A fixed key: the bench's database outlives runs, so its sealed keys must open next time.
+    settings.secret_key = Some(SecretString::from("YmVuY2gtZGVsaXZlci1zZWFsaW5nLWtleS0wMTIzNDU="));
+    let sealer = relevo::sealing::Sealer::load(settings.secret_key.as_ref(), &settings.data_dir)?;
     let arrivals: Arrivals = Arc::default();
     let mut ports = vec![];
     for _ in 0..4 {
@@ -75,13 +83,8 @@ async fn main() -> anyhow::Result<()> {
         let url = format!("http://{addr}/hook");
         let types = vec!["*".to_string()];
         let new = subscriptions::NewSubscription { url: &url, event_types: &types, description: None, rate_limit_per_sec: None };
-        subscriptions::create(&pool, &new).await?;
+        subscriptions::create(&pool, &sealer, &new).await?;
     }
-    let mut settings = Settings::from_env()?; // RELEVO_OUTBOUND_* tuning applies
-    settings.database_url = Some(SecretString::from(cluster.url("bench_deliver")));
-    settings.addr = "127.0.0.1:0".parse()?;
-    settings.admin_token = Some(SecretString::from("bench-admin-token-0123456789abcdef"));
-    settings.outbound.allow_nets = AllowNets::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
     let app = Application::build(settings, Registry::new()).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run_until(async move {

@@ -4,6 +4,8 @@
 pub mod catalog;
 pub mod customers;
 pub mod emails;
+pub mod highlevel;
+pub mod appointments;
 pub mod orders;
 pub mod payments;
 pub mod outbox;

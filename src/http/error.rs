@@ -20,6 +20,20 @@ pub struct ErrorDetail {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<FieldError>>,
+    /// For 409 `appointment_overlap`: the appointments holding the slot.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<ConflictingAppointment>>,
+}
+
+/// An appointment in the way of another.
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ConflictingAppointment {
+    pub id: uuid::Uuid,
+    pub title: String,
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    pub end_time: chrono::DateTime<chrono::Utc>,
+    pub status: String,
 }
 
 /// One invalid field of a request.
@@ -65,6 +79,7 @@ pub fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
             code: code.into(),
             message: message.into(),
             fields: None,
+            conflicts: None,
         },
     })
 }
@@ -93,6 +108,7 @@ impl ApiError {
                     msg: e.message.clone(),
                     kind: "value_error".into(),
                 }]),
+                conflicts: None,
             },
         }))
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: poem app, OpenAPI spec and docs, error mapping, auth.
 
+mod appointments;
 pub mod auth;
 mod checkout_return;
 mod customers;
@@ -7,6 +8,7 @@ pub mod error;
 mod events;
 mod guard;
 pub(crate) mod health;
+mod highlevel;
 mod orders;
 mod outbound;
 pub mod page;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub webhooks: Arc<crate::config::WebhookSettings>,
     /// Parsed from `webhooks`' PEMs at start-up.
     pub highlevel_keys: Arc<crate::providers::highlevel::verify::Keys>,
+    /// Calls HighLevel (calendars, the OAuth code exchange).
+    pub highlevel: Arc<crate::domain::highlevel::api::HighLevel>,
+    /// Seals tokens and signing keys at rest.
+    pub sealer: crate::sealing::Sealer,
     pub run_gauges: Arc<health::RunGauges>,
     pub outbound: Arc<crate::outbound::OutboundSettings>,
     pub ingest: crate::ingest::IngestWriter,
@@ -60,6 +66,8 @@ pub enum ApiTags {
     Webhooks,
     /// WhatsApp conversations, their message log and the reply queue.
     WhatsApp,
+    /// HighLevel locations (OAuth, settings, calendars) and appointment sync.
+    HighLevel,
 }
 
 type Apis = (
@@ -68,6 +76,7 @@ type Apis = (
     events::EventsApi,
     (products::ProductsApi, orders::OrdersApi, customers::CustomersApi, outbound::OutboundApi),
     (quotes::QuotesApi, whatsapp::WhatsAppApi),
+    (highlevel::HighLevelApi, appointments::AppointmentsApi),
     (
         webhooks::StripeWebhook,
         webhooks::MercadoPagoWebhook,

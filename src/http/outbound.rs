@@ -52,7 +52,7 @@ impl OutboundApi {
             description: b.description.as_deref(),
             rate_limit_per_sec: b.rate_limit_per_sec,
         };
-        let (sub, key) = subscriptions::create(&state.pool, &new).await?;
+        let (sub, key) = subscriptions::create(&state.pool, &state.sealer, &new).await?;
         Ok(CreatedSubscription::Created(Json(SubscriptionWithSecretOut {
             subscription: sub.into(),
             secret: signing::display(&key).expose_secret().to_owned(),
@@ -126,7 +126,7 @@ impl OutboundApi {
     /// A new signing secret; the old one keeps signing alongside for 24 hours.
     #[oai(path = "/subscriptions/:id/rotate-secret", method = "post", operation_id = "v1.subscriptions.rotate_secret")]
     async fn rotate(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<SecretOut>, ApiError> {
-        let key = subscriptions::rotate(&state.pool, id.0).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
+        let key = subscriptions::rotate(&state.pool, &state.sealer, id.0).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
         Ok(Json(SecretOut { secret: signing::display(&key).expose_secret().to_owned() }))
     }
 

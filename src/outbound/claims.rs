@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{subscriptions::SubscriptionStatus, Result};
+use crate::sealing::Sealer;
 
 /// A claimed delivery with everything sending it needs, read in the claiming
 /// statement. The event and subscription fields are `None` when the row was
@@ -36,10 +37,10 @@ pub(super) struct Claimed {
 
 /// Claims up to `n` due deliveries: pending ones, and delivering ones whose
 /// lease expired (their sender died).
-pub(super) async fn claim_due(pool: &PgPool, n: i64, lease: Duration) -> Result<Vec<Claimed>> {
+pub(super) async fn claim_due(pool: &PgPool, sealer: &Sealer, n: i64, lease: Duration) -> Result<Vec<Claimed>> {
     // The status literals match the partial index `deliveries_due`; bound
     // parameters could not use it under a generic plan.
-    Ok(sqlx::query_as(
+    let mut claimed: Vec<Claimed> = sqlx::query_as(
         "with claimed as (
             update deliveries d set status = 'delivering', attempts = d.attempts + 1,
                    lease_until = now() + make_interval(secs => $2)
@@ -61,7 +62,28 @@ pub(super) async fn claim_due(pool: &PgPool, n: i64, lease: Duration) -> Result<
     .bind(n)
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
-    .await?)
+    .await?;
+    for c in &mut claimed {
+        if let Some(sealed) = c.keys.take() {
+            c.keys = Some(open_keys(sealer, c.subscription_id, &sealed));
+        }
+    }
+    Ok(claimed)
+}
+
+/// Keys that do not open (another RELEVO_SECRET_KEY, tampering) are left out
+/// and reported; with none left the delivery fails as `no_signing_key`.
+fn open_keys(sealer: &Sealer, subscription_id: Uuid, sealed: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let context = super::subscriptions::key_context(subscription_id);
+    sealed
+        .iter()
+        .filter_map(|k| {
+            sealer
+                .open(&context, k)
+                .map_err(|e| tracing::warn!(subscription.id = %subscription_id, error.message = %e, "a signing key does not open"))
+                .ok()
+        })
+        .collect()
 }
 
 /// Over the rate limit: back to pending for the next second, with the claim

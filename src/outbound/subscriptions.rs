@@ -9,6 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
+use crate::sealing::Sealer;
 
 /// `subscriptions.status`, a `text` column checked to these two values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
@@ -58,7 +59,7 @@ pub struct NewSubscription<'a> {
 }
 
 /// Creates the subscription and its first key; returns both.
-pub async fn create(pool: &PgPool, new: &NewSubscription<'_>) -> Result<(Subscription, Vec<u8>)> {
+pub async fn create(pool: &PgPool, sealer: &Sealer, new: &NewSubscription<'_>) -> Result<(Subscription, Vec<u8>)> {
     let mut tx = pool.begin().await?;
     let sql = format!(
         "insert into subscriptions (id, url, event_types, description, rate_limit_per_sec)
@@ -73,22 +74,42 @@ pub async fn create(pool: &PgPool, new: &NewSubscription<'_>) -> Result<(Subscri
         .fetch_one(&mut *tx)
         .await?;
     let key = super::signing::new_key();
-    insert_key_using(&mut tx, sub.id, &key).await?;
+    insert_key_using(&mut tx, sealer, sub.id, &key).await?;
     tx.commit().await?;
     Ok((sub, key))
 }
 
-async fn insert_key_using(conn: &mut PgConnection, id: Uuid, key: &[u8]) -> Result<()> {
-    sqlx::query("insert into subscription_secrets (subscription_id, key) values ($1, $2)")
+/// What a sealed signing key is bound to: its subscription.
+pub(super) fn key_context(subscription_id: Uuid) -> String {
+    format!("subscription_secret:{subscription_id}")
+}
+
+async fn insert_key_using(conn: &mut PgConnection, sealer: &Sealer, id: Uuid, key: &[u8]) -> Result<()> {
+    sqlx::query("insert into subscription_secrets (subscription_id, key, sealed) values ($1, $2, true)")
         .bind(id)
-        .bind(key)
+        .bind(sealer.seal(&key_context(id), key))
         .execute(conn)
         .await?;
     Ok(())
 }
 
+/// Seals the signing keys stored before keys were sealed at rest (once, at
+/// start-up; each row in its own statement, so a crash half-way loses nothing).
+pub async fn seal_legacy_keys(pool: &PgPool, sealer: &Sealer) -> Result<u64> {
+    let rows: Vec<(i64, Uuid, Vec<u8>)> =
+        sqlx::query_as("select id, subscription_id, key from subscription_secrets where not sealed").fetch_all(pool).await?;
+    for (id, subscription_id, key) in &rows {
+        sqlx::query("update subscription_secrets set key = $2, sealed = true where id = $1 and not sealed")
+            .bind(id)
+            .bind(sealer.seal(&key_context(*subscription_id), key))
+            .execute(pool)
+            .await?;
+    }
+    Ok(rows.len() as u64)
+}
+
 /// A new key; the current ones keep signing for 24 hours.
-pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>> {
+pub async fn rotate(pool: &PgPool, sealer: &Sealer, id: Uuid) -> Result<Option<Vec<u8>>> {
     let mut tx = pool.begin().await?;
     let exists: Option<Uuid> = sqlx::query_scalar("select id from subscriptions where id = $1 for update")
         .bind(id)
@@ -105,7 +126,7 @@ pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>> {
     .execute(&mut *tx)
     .await?;
     let key = super::signing::new_key();
-    insert_key_using(&mut tx, id, &key).await?;
+    insert_key_using(&mut tx, sealer, id, &key).await?;
     tx.commit().await?;
     Ok(Some(key))
 }

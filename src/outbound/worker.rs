@@ -19,11 +19,13 @@ pub struct Worker {
     pub(super) sender: Sender,
     pub(super) settings: OutboundSettings,
     pub(super) results: ResultWriter,
+    sealer: crate::sealing::Sealer,
 }
 
 impl Worker {
-    pub fn new(pool: PgPool, settings: OutboundSettings) -> Self {
+    pub fn new(pool: PgPool, settings: OutboundSettings, sealer: crate::sealing::Sealer) -> Self {
         Self {
+            sealer,
             sender: Sender::new(&settings),
             results: ResultWriter::spawn(pool.clone()),
             pool,
@@ -40,7 +42,7 @@ impl Worker {
         }
         while !*stop.borrow() {
             let free = slots.available_permits().max(1) as i64;
-            let claimed = match claims::claim_due(&self.pool, free, self.settings.lease).await {
+            let claimed = match claims::claim_due(&self.pool, &self.sealer, free, self.settings.lease).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error.message = %e, "claiming deliveries failed");

@@ -56,7 +56,7 @@ impl Provider {
             Self::Stripe => stripe::payload::route(payload),
             Self::MercadoPago => mercadopago::payload::route(kind, payload),
             Self::WhatsApp => whatsapp::payload::route(kind, payload),
-            Self::HighLevel => highlevel::payload::route(kind),
+            Self::HighLevel => highlevel::payload::route(kind, payload),
         }
     }
 }

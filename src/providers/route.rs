@@ -35,6 +35,12 @@ pub enum Route {
         error_code: Option<i64>,
         error_message: Option<String>,
     },
+    /// A HighLevel appointment was created, changed or deleted in HighLevel.
+    HighLevelAppointment {
+        change: super::highlevel::payload::Change,
+        location_id: String,
+        appointment: super::highlevel::payload::Appointment,
+    },
     /// Nothing to do for this event; the reason is kept for ops.
     Ignored { reason: String },
 }

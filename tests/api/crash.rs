@@ -28,7 +28,8 @@ fn start_node_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
         .env("RELEVO_HEARTBEAT_SECS", "1")
         .env("RELEVO_MISSED_HEARTBEATS", "2")
         .env("RELEVO_POLL_MS", "200")
-        .env("RELEVO_DB_POOL_SIZE", "10")
+        .env("RELEVO_SECRET_KEY", SECRET_KEY)
+        .env("RELEVO_DB_POOL_SIZE", "20")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -515,4 +516,63 @@ async fn say_to(client: &reqwest::Client, port: u16, wamid: &str, text: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_kill_between_creating_an_appointment_in_highlevel_and_its_checkpoint_books_it_once() {
+    use crate::highlevel_mock::{self as mock, HighLevelApi};
+    // Arrange: a node connected to the HighLevel mock.
+    let api = HighLevelApi::start().await;
+    api.add_calendar("loc-k", "cal-k", "Dental", "America/Lima");
+    let (access, refresh) = api.add_location("loc-k");
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = api.uri();
+    let env = [
+        ("HIGHLEVEL_API_BASE", base.as_str()),
+        ("HIGHLEVEL_CLIENT_ID", mock::CLIENT_ID),
+        ("HIGHLEVEL_CLIENT_SECRET", mock::CLIENT_SECRET),
+    ];
+    let mut node = start_node_with(&db, port, &env);
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let resp = client
+        .post(url("/api/v1/highlevel/locations"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"location_id": "loc-k", "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // Act: HighLevel books the appointment but its answer never arrives: SIGKILL, restart.
+    api.hold_next_create(Duration::from_secs(120));
+    let resp = client
+        .post(url("/api/v1/appointments"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"location_id": "loc-k", "calendar_id": "cal-k", "contact_id": "c-1", "title": "Consulta",
+                      "start_time": "2026-12-21T10:00:00-05:00", "end_time": "2026-12-21T10:30:00-05:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    wait_for("HighLevel to book it", Duration::from_secs(30), || async { (api.events("loc-k").len() == 1).then_some(()) }).await;
+    node.start_kill().unwrap();
+    node.wait().await.unwrap();
+    let _node = start_node_with(&db, port, &env);
+    wait_ready(port).await;
+    let synced = wait_for("the appointment to be synced after the restart", Duration::from_secs(60), || async {
+        let a: serde_json::Value =
+            client.get(url(&format!("/api/v1/appointments/{id}"))).bearer_auth(TOKEN).send().await.ok()?.json().await.ok()?;
+        (a["sync"] == "synced").then_some(a)
+    })
+    .await;
+
+    // Assert: the retry looked the slot up and adopted the booking: one appointment in HighLevel.
+    assert_eq!(api.events("loc-k").len(), 1);
+    assert_eq!(api.create_requests(), 1, "the create was not sent again");
+    assert!(api.requests().iter().any(|r| r.path == "/calendars/events" && r.method == "GET"));
+    assert_eq!(synced["ghl_appointment_id"], api.events("loc-k")[0]["id"]);
 }

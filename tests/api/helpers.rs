@@ -19,6 +19,8 @@ use secrecy::SecretString;
 use sqlx::{postgres::PgConnectOptions, PgPool};
 
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// RELEVO_SECRET_KEY of every test node (32 bytes, base64).
+pub const SECRET_KEY: &str = "dGVzdC1zZWFsaW5nLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
 
 struct Cluster {
     inner: PrivateCluster,
@@ -113,14 +115,21 @@ pub async fn admin_execute(sql: String) {
     sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
 }
 
+/// The sealer of every test node (RELEVO_SECRET_KEY = `SECRET_KEY`).
+pub fn sealer() -> relevo::sealing::Sealer {
+    relevo::sealing::Sealer::load(Some(&SecretString::from(SECRET_KEY)), std::path::Path::new("unused")).unwrap()
+}
+
 /// Settings for an in-process app on `db`: port 0, fixed token, fast timings.
 pub fn settings(db: &TestDb) -> Settings {
     let mut s = Settings::from_lookup(|_| None).unwrap();
     s.database_url = Some(SecretString::from(db.url.clone()));
     s.addr = "127.0.0.1:0".parse().unwrap();
     s.admin_token = Some(SecretString::from(TOKEN));
+    s.secret_key = Some(SecretString::from(SECRET_KEY));
     s.data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("unused-data-dir");
-    s.db_pool_size = 10;
+    // Each workflow's worker keeps a LISTEN connection (nine with the outbound worker).
+    s.db_pool_size = 20;
     s.engine = fast_engine();
     s
 }
@@ -178,6 +187,10 @@ impl TestApp {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(TOKEN)
+    }
+
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(TOKEN)
     }
 
     /// Graceful shutdown, as on SIGTERM.

@@ -31,7 +31,7 @@ fn serve_with(data_dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> C
         .env("RELEVO_ADDR", format!("127.0.0.1:{port}"))
         // Each registered workflow keeps one pooled LISTEN connection (apalis
         // pubsub), and the outbound worker one more: leave room for queries.
-        .env("RELEVO_DB_POOL_SIZE", "8")
+        .env("RELEVO_DB_POOL_SIZE", "16")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -8,6 +8,8 @@ mod catalog_orders;
 mod crash;
 mod engine_guarantees;
 mod hardening;
+mod highlevel;
+mod highlevel_mock;
 mod http_surface;
 mod lifecycle;
 mod mercadopago;

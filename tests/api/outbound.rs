@@ -413,7 +413,7 @@ async fn a_result_postgres_refuses_fails_alone_and_the_rest_of_its_batch_commits
     for i in 0..4 {
         let url = format!("http://127.0.0.1:9/hook/{i}");
         let new = subscriptions::NewSubscription { url: &url, event_types: &types, description: None, rate_limit_per_sec: None };
-        subscriptions::create(&db.pool, &new).await.unwrap();
+        subscriptions::create(&db.pool, &crate::helpers::sealer(), &new).await.unwrap();
     }
     events::publish(&db.pool, "order.shipped", &json!({"order": 7}), None).await.unwrap();
     let ids: Vec<uuid::Uuid> =
@@ -501,5 +501,24 @@ async fn deliveries_list_newest_first_across_pages() {
         let (secs, _) = id.get_timestamp().expect("a v7 id has a timestamp").to_unix();
         assert!(chrono::Utc::now().timestamp().abs_diff(secs as i64) < 60, "{id} carries its creation time");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signing_keys_stored_in_clear_are_sealed_at_start_up() {
+    use relevo::outbound::subscriptions;
+    let db = TestDb::new().await;
+    let types = vec!["*".to_owned()];
+    let new = subscriptions::NewSubscription { url: "https://example.com/hook", event_types: &types, description: None, rate_limit_per_sec: None };
+    let (_, raw) = subscriptions::create(&db.pool, &sealer(), &new).await.unwrap();
+    // As a node before sealing stored it: the raw key, not sealed.
+    sqlx::query("update subscription_secrets set key = $1, sealed = false").bind(&raw).execute(&db.pool).await.unwrap();
+    let app = spawn_app(&db, relevo::engine::Registry::new()).await;
+    let (subscription, stored, sealed): (uuid::Uuid, Vec<u8>, bool) =
+        sqlx::query_as("select subscription_id, key, sealed from subscription_secrets").fetch_one(&db.pool).await.unwrap();
+    assert!(sealed);
+    assert_ne!(stored, raw);
+    let opened = sealer().open(&format!("subscription_secret:{subscription}"), &stored).unwrap();
+    assert_eq!(opened, raw);
     app.stop().await;
 }

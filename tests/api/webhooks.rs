@@ -35,7 +35,8 @@ async fn gateway(db: &TestDb) -> TestApp {
     s.webhooks.highlevel_public_key_pem = Some(include_str!("../fixtures/highlevel_ed25519_test_public.pem").into());
     s.webhooks.highlevel_rsa_public_key_pem = Some(include_str!("../fixtures/highlevel_rsa_test_public.pem").into());
     s.webhooks.max_body_bytes = 64 * 1024;
-    spawn_app_with(s, relevo::workflows::registry(&relevo::config::Settings::from_lookup(|_| None).unwrap()).unwrap()).await
+    let registry = relevo::workflows::registry(&s).unwrap();
+    spawn_app_with(s, registry).await
 }
 
 fn stripe_body(id: &str) -> String {
@@ -266,7 +267,7 @@ fn ghl_body(webhook_id: &str) -> String {
     .to_string()
 }
 
-fn ghl_sign(body: &str) -> String {
+pub fn ghl_sign(body: &str) -> String {
     let key = ed25519_dalek::SigningKey::from_pkcs8_pem(include_str!("../fixtures/highlevel_ed25519_test_private.pem")).unwrap();
     base64::engine::general_purpose::STANDARD.encode(key.sign(body.as_bytes()).to_bytes())
 }
@@ -320,6 +321,7 @@ async fn when_postgres_stops_mid_stream_every_200_is_stored_and_the_rest_got_503
     s.database_url = Some(SecretString::from(cluster.url("relevo")));
     s.addr = "127.0.0.1:0".parse().unwrap();
     s.admin_token = Some(SecretString::from(TOKEN));
+    s.secret_key = Some(SecretString::from(SECRET_KEY));
     s.db_pool_size = 10;
     s.engine = fast_engine();
     s.webhooks.stripe_secrets = vec![SecretString::from(STRIPE_SECRET)];

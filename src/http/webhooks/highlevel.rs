@@ -18,7 +18,8 @@ impl HighLevelWebhook {
     /// HighLevel webhooks (`X-GHL-Signature` Ed25519, else legacy `X-WH-Signature`
     /// RSA; `timestamp` within 5 minutes). Deduplicated on `webhookId`. When the
     /// event cannot be stored the answer is 429, the only status HighLevel retries.
-    /// Events of locations not listed in `HIGHLEVEL_LOCATION_IDS` are stored as
+    /// Appointment events of connected locations are applied; with
+    /// `HIGHLEVEL_LOCATION_IDS` set, events of other locations are stored as
     /// ignored (no run) and answered 200.
     #[oai(path = "/webhooks/highlevel", method = "post", operation_id = "webhooks.highlevel")]
     async fn receive(&self, state: Data<&AppState>, req: &Request, body: Binary<poem::Body>) -> WebhookResponse {
@@ -42,7 +43,8 @@ impl HighLevelWebhook {
             format!("sha256:{}", hex::encode(sha2::Sha256::digest(&incoming.bytes)))
         });
         let mut stored = incoming.event(dedupe, event.webhook_id.clone(), event.kind.clone(), incoming.json());
-        if !event.belongs_to(&state.webhooks.highlevel_location_ids) {
+        let allowed = &state.webhooks.highlevel_location_ids;
+        if !allowed.is_empty() && !event.belongs_to(allowed) {
             // Stored for audit and answered 200 (HighLevel retries only 429), never acted on.
             let location = event.location_id.as_deref().or(event.company_id.as_deref()).unwrap_or("(none)");
             stored = stored.ignore(format!("HighLevel location {location} is not connected (HIGHLEVEL_LOCATION_IDS)"));

@@ -1,3 +1,4 @@
 //! HighLevel (LeadConnector).
+pub mod client;
 pub mod payload;
 pub mod verify;
