@@ -44,6 +44,8 @@ create table highlevel_locations (
 create unlogged table highlevel_rate_limits (
     location_id        text primary key,
     next_slot_at       timestamptz not null default now(),
+    -- HighLevel answered 429: nothing is sent for the location before this
+    paused_until       timestamptz,
     remaining          integer,
     interval_ms        integer,
     daily_remaining    integer,
@@ -62,6 +64,12 @@ declare
     v_now  timestamptz := clock_timestamp();
     v_slot timestamptz;
 begin
+    select greatest(paused_until - v_now, interval '0') into wait_for
+      from highlevel_rate_limits where location_id = p_location and paused_until > v_now;
+    if found then
+        granted := false;
+        return;
+    end if;
     insert into highlevel_rate_limits as r (location_id, next_slot_at)
     values (p_location, v_now + p_spacing)
     on conflict (location_id) do update

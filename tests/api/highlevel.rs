@@ -360,3 +360,31 @@ async fn two_nodes_share_the_rate_limit_and_never_draw_a_429() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_429_pauses_the_location_until_highlevels_interval_has_passed() {
+    let db = TestDb::new().await;
+    let (api, app) = clinic(&db).await;
+    // Another app shares the location's allowance: HighLevel lets this one send far less than it plans.
+    api.set_rate_limit(3, Duration::from_secs(1));
+    let creates = (0..6u32).map(|i| {
+        let app = &app;
+        async move { created(app, &slot(22, 8 + i, 0, 30), &format!("Cita {i}")).await }
+    });
+    for id in futures::future::join_all(creates).await {
+        wait_synced(&app, &id).await;
+    }
+    assert_eq!(api.events(LOC).len(), 6);
+    assert!(api.rejected_429(LOC) >= 1, "the test must draw a 429");
+    // After each 429 nothing more goes out for the location until HighLevel's
+    // interval (1 s) has passed; requests already on the wire may still land.
+    let calls: Vec<_> = api.requests().into_iter().filter(|r| r.path.starts_with("/calendars")).collect();
+    for refused in calls.iter().filter(|r| r.status == 429) {
+        let early = calls
+            .iter()
+            .filter(|r| r.at > refused.at + Duration::from_millis(150) && r.at < refused.at + Duration::from_millis(950))
+            .count();
+        assert_eq!(early, 0, "requests sent during the pause");
+    }
+    app.stop().await;
+}

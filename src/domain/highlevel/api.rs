@@ -90,11 +90,17 @@ impl HighLevel {
 
     async fn wait_for_slot(&self, pool: &PgPool, location: &str) -> Result<(), CallError> {
         match rate_limit::take(pool, location, self.limit).await? {
+            Slot::Reserved(wait) if wait.is_zero() => Ok(()),
             Slot::Reserved(wait) => {
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                tokio::time::sleep(wait).await;
+                // A 429 may have paused the location while this call waited.
+                match rate_limit::paused_for(pool, location).await? {
+                    None => Ok(()),
+                    Some(left) => Err(CallError::RateLimited {
+                        location: location.to_owned(),
+                        until: Utc::now() + chrono::Duration::from_std(left).unwrap_or_default(),
+                    }),
                 }
-                Ok(())
             }
             Slot::Full(wait) => Err(CallError::RateLimited {
                 location: location.to_owned(),

@@ -4,7 +4,7 @@
 //! reserves the next slot when it is at most `MAX_WAIT` away and sleeps until
 //! it; further out, nothing is reserved and the run comes back later.
 //! HighLevel's own counters (`X-RateLimit-*`) are kept beside the slots, and a
-//! 429 moves the location's next slot past the interval HighLevel names.
+//! 429 pauses the location until the interval HighLevel names has passed.
 
 use std::time::Duration;
 
@@ -36,18 +36,35 @@ pub async fn take(pool: &PgPool, location: &str, limit: RateLimit) -> sqlx::Resu
     Ok(if row.granted { Slot::Reserved(wait) } else { Slot::Full(wait) })
 }
 
-/// HighLevel answered 429: no slot of the location before `for_ms` from now.
+/// HighLevel answered 429: nothing goes out for the location before `for_ms`
+/// from now, not even requests whose slot was already reserved.
 pub async fn pause(pool: &PgPool, location: &str, for_ms: i64) -> sqlx::Result<()> {
     sqlx::query!(
-        "insert into highlevel_rate_limits as r (location_id, next_slot_at)
-         values ($1, clock_timestamp() + make_interval(secs => $2))
-         on conflict (location_id) do update set next_slot_at = greatest(r.next_slot_at, excluded.next_slot_at)",
+        "insert into highlevel_rate_limits as r (location_id, next_slot_at, paused_until)
+         values ($1, clock_timestamp() + make_interval(secs => $2), clock_timestamp() + make_interval(secs => $2))
+         on conflict (location_id) do update
+            set next_slot_at = greatest(r.next_slot_at, excluded.next_slot_at),
+                paused_until = greatest(r.paused_until, excluded.paused_until)",
         location,
         for_ms as f64 / 1000.0,
     )
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// How long the location stays paused by a 429, if it is (checked by a call
+/// that waited for its slot, since the pause may have come meanwhile).
+pub async fn paused_for(pool: &PgPool, location: &str) -> sqlx::Result<Option<Duration>> {
+    let secs = sqlx::query_scalar!(
+        "select extract(epoch from paused_until - clock_timestamp())::float8 from highlevel_rate_limits
+          where location_id = $1 and paused_until > clock_timestamp()",
+        location
+    )
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
 /// Keeps HighLevel's counters from an answer, for ops and the gauge.
