@@ -16,7 +16,7 @@ fn start_node(db: &TestDb) -> Child {
     start_node_with(db, 0, &[])
 }
 
-fn start_node_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
+pub(crate) fn start_node_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_relevo"))
         .arg("serve")
         .envs(env.iter().copied())

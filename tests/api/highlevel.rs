@@ -337,28 +337,117 @@ async fn highlevel_webhooks_upsert_in_order_ignore_stale_and_echoes_and_flag_con
 }
 
 #[tokio::test]
-async fn two_nodes_share_the_rate_limit_and_never_draw_a_429() {
+async fn two_processes_share_the_rate_limit_and_never_draw_a_429() {
+    // Two `relevo serve` processes on one database, one location.
     let db = TestDb::new().await;
-    let (api, first) = clinic(&db).await;
-    let second = hl_node(&db, &api).await;
+    let api = HighLevelApi::start().await;
+    api.add_calendar(LOC, CAL, "Dental", "America/Lima");
+    let base = api.uri();
+    let env = [("HIGHLEVEL_API_BASE", base.as_str()), ("HIGHLEVEL_CLIENT_ID", mock::CLIENT_ID), ("HIGHLEVEL_CLIENT_SECRET", mock::CLIENT_SECRET)];
+    let ports: Vec<u16> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let _nodes: Vec<_> = ports.iter().map(|port| crate::crash::start_node_with(&db, *port, &env)).collect();
+    for port in &ports {
+        crate::helpers::wait_ready(*port).await;
+    }
+    let client = reqwest::Client::new();
+    let (access, refresh) = api.add_location(LOC);
+    let resp = client
+        .post(format!("http://127.0.0.1:{}/api/v1/highlevel/locations", ports[0]))
+        .bearer_auth(crate::helpers::TOKEN)
+        .json(&json!({"location_id": LOC, "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // 150 appointments, half through each process.
     let creates = (0..150u32).map(|i| {
-        let app = if i % 2 == 0 { &first } else { &second };
-        async move { created(app, &slot(1 + i / 12, 8 + i % 12, 0, 45), &format!("Cita {i}")).await }
+        let (client, port) = (&client, ports[i as usize % 2]);
+        async move {
+            let (start, end) = slot(1 + i / 12, 8 + i % 12, 0, 45);
+            let resp = client
+                .post(format!("http://127.0.0.1:{port}/api/v1/appointments"))
+                .bearer_auth(crate::helpers::TOKEN)
+                .json(&json!({"location_id": LOC, "calendar_id": CAL, "contact_id": "contact-1", "title": format!("Cita {i}"),
+                              "start_time": start, "end_time": end}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+        }
     });
-    let ids = futures::future::join_all(creates).await;
+    futures::future::join_all(creates).await;
     wait_for("150 appointments to be synced", Duration::from_secs(90), || async {
         let synced: i64 = sqlx::query_scalar("select count(*) from appointments where pushed_version >= version")
-            .fetch_one(&db.pool).await.unwrap();
-        (synced == ids.len() as i64).then_some(())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (synced == 150).then_some(())
     })
     .await;
+
+    // HighLevel never counted more than 100 in any 10 s window, nor had to refuse one.
     assert_eq!(api.events(LOC).len(), 150);
     assert_eq!(api.rejected_429(LOC), 0);
     let most = api.max_in_window(LOC, Duration::from_secs(10));
     assert!(most <= 100, "{most} requests in one 10 s window");
     assert!(most >= 90, "the limiter lets the location use its allowance ({most} in the busiest window)");
-    first.stop().await;
-    second.stop().await;
+    let workers: i64 = sqlx::query_scalar(
+        "select count(distinct a.worker) from engine.run_attempts a join engine.runs r on r.id = a.run_id
+          where r.workflow = 'appointment_sync'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(workers, 2, "both processes pushed");
+}
+
+#[tokio::test]
+async fn a_token_with_less_than_an_hour_left_is_refreshed_ahead_by_the_recurring_run() {
+    let db = TestDb::new().await;
+    let api = HighLevelApi::start().await;
+    let app = hl_node(&db, &api).await;
+    let (access, refresh) = api.add_location(LOC);
+    let resp = app
+        .post("/api/v1/highlevel/locations")
+        .json(&json!({"location_id": LOC, "access_token": access, "refresh_token": refresh, "expires_in": 1800}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let loc = wait_for("the refresher to rotate the pair", LONG, || async {
+        let loc: Value = app.get(&format!("/api/v1/highlevel/locations/{LOC}")).send().await.unwrap().json().await.unwrap();
+        loc["token_refreshed_at"].is_string().then_some(loc)
+    })
+    .await;
+    assert_eq!(api.refreshes(LOC), 1);
+    let expires = chrono::DateTime::parse_from_rfc3339(loc["token_expires_at"].as_str().unwrap()).unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::hours(23), "{expires}");
+    // The chain goes on: the next run sleeps until an hour before the new expiry.
+    let sleeping: i64 = wait_for("the next refresher run to sleep", LONG, || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from engine.runs where workflow = 'highlevel_tokens' and status = 'sleeping'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (n == 1).then_some(n)
+    })
+    .await;
+    assert_eq!(sleeping, 1);
+    // Connecting again keeps the one chain.
+    let (access, refresh) = api.add_location(LOC);
+    let resp = app
+        .post("/api/v1/highlevel/locations")
+        .json(&json!({"location_id": LOC, "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let live: i64 = sqlx::query_scalar("select count(*) from engine.runs where workflow = 'highlevel_tokens' and status in ('pending', 'running', 'sleeping')")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(live, 1);
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -64,6 +64,13 @@ pub struct TokenPair<'a> {
     pub scopes: &'a [String],
 }
 
+impl TokenPair<'_> {
+    /// The access and refresh tokens sealed for location `id`'s row.
+    fn sealed(&self, sealer: &Sealer, id: &str) -> (Vec<u8>, Vec<u8>) {
+        (sealer.seal_str(&access_context(id), self.access), sealer.seal_str(&refresh_context(id), self.refresh))
+    }
+}
+
 pub fn access_context(location: &str) -> String {
     format!("highlevel:access:{location}")
 }
@@ -82,8 +89,7 @@ pub async fn connect_using(
     company_id: Option<&str>,
     pair: &TokenPair<'_>,
 ) -> sqlx::Result<()> {
-    let access = sealer.seal_str(&access_context(id), pair.access);
-    let refresh = sealer.seal_str(&refresh_context(id), pair.refresh);
+    let (access, refresh) = pair.sealed(sealer, id);
     sqlx::query!(
         "insert into highlevel_locations (id, company_id, access_token, refresh_token, token_expires_at, scopes)
          values ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)
@@ -112,8 +118,7 @@ pub(super) async fn store_rotated_using(
     id: &str,
     pair: &TokenPair<'_>,
 ) -> sqlx::Result<()> {
-    let access = sealer.seal_str(&access_context(id), pair.access);
-    let refresh = sealer.seal_str(&refresh_context(id), pair.refresh);
+    let (access, refresh) = pair.sealed(sealer, id);
     sqlx::query!(
         "update highlevel_locations
             set access_token = $2, refresh_token = $3, token_expires_at = now() + make_interval(secs => $4),

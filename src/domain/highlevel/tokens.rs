@@ -57,23 +57,12 @@ impl Tokens {
 
     /// A usable access token for `location`, refreshed first if it is about to expire.
     pub async fn access(self: &Arc<Self>, pool: &PgPool, location: &str) -> Result<Access, TokenError> {
-        let row = sqlx::query!(
-            "select status, status_reason, access_token, token_expires_at, token_generation
-               from highlevel_locations where id = $1",
-            location
-        )
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| transient(location, e))?
-        .ok_or_else(|| TokenError::UnknownLocation(location.to_owned()))?;
-        if LocationStatus::parse_db(&row.status) == LocationStatus::NeedsReauthorization {
-            return Err(needs_reauthorization(location, row.status_reason));
+        let current = current(pool, location).await?;
+        if current.token_expires_at > Utc::now() + Duration::seconds(REFRESH_MARGIN_SECS) {
+            let token = self.open(&access_context(location), &current.access_token, location)?;
+            return Ok(Access { token, generation: current.token_generation });
         }
-        if row.token_expires_at > Utc::now() + Duration::seconds(REFRESH_MARGIN_SECS) {
-            let token = self.open(&access_context(location), &row.access_token, location)?;
-            return Ok(Access { token, generation: row.token_generation });
-        }
-        self.refresh(pool, location, row.token_generation).await
+        self.refresh(pool, location, current.token_generation).await
     }
 
     /// Rotates the pair of `location` unless someone already rotated past
@@ -86,28 +75,15 @@ impl Tokens {
         })
     }
 
-    /// Refreshes the pair if its expiry is before `before` (the recurring refresher).
+    /// Refreshes the pair if it expires before `before` (the recurring
+    /// refresher); returns the expiry of the pair now stored.
     pub async fn refresh_if_expiring(self: &Arc<Self>, pool: &PgPool, location: &str, before: DateTime<Utc>) -> Result<DateTime<Utc>, TokenError> {
-        let row = sqlx::query!(
-            "select status, status_reason, token_expires_at, token_generation from highlevel_locations where id = $1",
-            location
-        )
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| transient(location, e))?
-        .ok_or_else(|| TokenError::UnknownLocation(location.to_owned()))?;
-        if LocationStatus::parse_db(&row.status) == LocationStatus::NeedsReauthorization {
-            return Err(needs_reauthorization(location, row.status_reason));
+        let stored = current(pool, location).await?;
+        if stored.token_expires_at >= before {
+            return Ok(stored.token_expires_at);
         }
-        if row.token_expires_at >= before {
-            return Ok(row.token_expires_at);
-        }
-        self.refresh(pool, location, row.token_generation).await?;
-        let expires = sqlx::query_scalar!("select token_expires_at from highlevel_locations where id = $1", location)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| transient(location, e))?;
-        Ok(expires)
+        self.refresh(pool, location, stored.token_generation).await?;
+        Ok(current(pool, location).await?.token_expires_at)
     }
 
     async fn refresh_alone(&self, pool: &PgPool, location: &str, seen_generation: i64) -> Result<Access, TokenError> {
@@ -171,6 +147,29 @@ impl Tokens {
             reason: e.to_string(),
         })
     }
+}
+
+struct Current {
+    access_token: Vec<u8>,
+    token_expires_at: DateTime<Utc>,
+    token_generation: i64,
+}
+
+/// The stored pair's state; a location that must be reconnected is an error.
+async fn current(pool: &PgPool, location: &str) -> Result<Current, TokenError> {
+    let row = sqlx::query!(
+        "select status, status_reason, access_token, token_expires_at, token_generation
+           from highlevel_locations where id = $1",
+        location
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| transient(location, e))?
+    .ok_or_else(|| TokenError::UnknownLocation(location.to_owned()))?;
+    if LocationStatus::parse_db(&row.status) == LocationStatus::NeedsReauthorization {
+        return Err(needs_reauthorization(location, row.status_reason));
+    }
+    Ok(Current { access_token: row.access_token, token_expires_at: row.token_expires_at, token_generation: row.token_generation })
 }
 
 fn transient(location: &str, e: impl std::fmt::Display) -> TokenError {
