@@ -30,6 +30,10 @@ pub struct Settings {
     /// `RELEVO_SECRET_KEY` (32 bytes, base64): seals provider tokens and signing
     /// keys at rest; generated into `data_dir/secret-key` when unset.
     pub secret_key: Option<SecretString>,
+    /// `RELEVO_CONSOLE_USERS`: `name:<argon2 PHC hash>` entries separated by `;`
+    /// (`relevo hash-password` makes a hash). Anyone with the admin token may
+    /// also sign in to the console.
+    pub console_users: Vec<ConsoleUser>,
     /// `RELEVO_PG_BIN`: directory holding `initdb`, `pg_ctl`, `postgres`.
     pub pg_bin: Option<PathBuf>,
     /// `RELEVO_DB_POOL_SIZE` (default 40): connections this process may open.
@@ -181,6 +185,7 @@ impl Settings {
             })?,
             admin_token: get("RELEVO_ADMIN_TOKEN").map(SecretString::from),
             secret_key: get("RELEVO_SECRET_KEY").map(SecretString::from),
+            console_users: ConsoleUser::parse_list(get("RELEVO_CONSOLE_USERS").as_deref().unwrap_or(""))?,
             pg_bin: get("RELEVO_PG_BIN").map(PathBuf::from),
             db_pool_size: parse(&get, "RELEVO_DB_POOL_SIZE", 40u32)?,
             engine: EngineSettings::from_lookup(&get)?,
@@ -207,6 +212,35 @@ impl Settings {
                 Some("1" | "true" | "yes")
             ),
         })
+    }
+}
+
+/// A named console user and their argon2 password hash (PHC string).
+#[derive(Clone)]
+pub struct ConsoleUser {
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for ConsoleUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleUser").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ConsoleUser {
+    fn parse_list(raw: &str) -> Result<Vec<Self>, Error> {
+        let bad = |reason: String| Error { name: "RELEVO_CONSOLE_USERS", reason };
+        raw.split(';')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let (name, hash) = entry.split_once(':').ok_or_else(|| bad("each entry is name:<argon2 hash>".into()))?;
+                argon2::PasswordHash::new(hash.trim())
+                    .map_err(|e| bad(format!("the hash of {:?} is not an argon2 PHC string: {e}", name.trim())))?;
+                Ok(Self { name: name.trim().to_owned(), password_hash: hash.trim().to_owned() })
+            })
+            .collect()
     }
 }
 

@@ -22,6 +22,8 @@ enum Command {
     Openapi,
     /// Inspect and operate workflow runs through the API of a running Relevo.
     Runs(cli::RunsArgs),
+    /// Read a password from stdin and print its argon2 hash for RELEVO_CONSOLE_USERS.
+    HashPassword,
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             }
             Command::Runs(runs) => cli::run(runs).await,
+            Command::HashPassword => hash_password(),
         }
     });
     match result {
@@ -67,5 +70,15 @@ async fn migrate() -> anyhow::Result<()> {
         cluster.stop()?;
     }
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(password.len() >= 12, "use a password of at least 12 characters");
+    let hash = relevo::console::session::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{hash}");
     Ok(())
 }

@@ -99,6 +99,10 @@ impl Application {
                 highlevel_keys: Arc::new(highlevel_keys),
                 highlevel,
                 sealer,
+                console: Arc::new(crate::console::ConsoleSettings {
+                    users: settings.console_users.clone(),
+                    timezone: settings.shop_timezone,
+                }),
                 run_gauges,
                 outbound: Arc::new(settings.outbound.clone()),
                 ingest,

@@ -36,6 +36,10 @@ pub struct StepsInput {
     /// poison run for the orphan-loop regression test.
     #[serde(default)]
     pub abort_in_step: Option<u32>,
+    /// Fail this step permanently until a `selftest.effects` row with step
+    /// `switch` exists (for the console tests: fail, then succeed on retry).
+    #[serde(default)]
+    pub fail_in_step: Option<u32>,
 }
 
 fn three() -> u32 {
@@ -65,7 +69,11 @@ impl Workflow for Steps {
             let name = format!("step-{i}");
             let p = pool.clone();
             let abort = input.abort_in_step == Some(i);
+            let fail = input.fail_in_step == Some(i);
             ctx.step(&name, |info| async move {
+                if fail && !switched_on(&p).await? {
+                    return Err(StepError::permanent("selftest: failing on purpose until the switch is on"));
+                }
                 log_effect(&p, info.run_id, &info.step).await?;
                 if abort {
                     std::process::abort();
@@ -87,6 +95,10 @@ impl Workflow for Steps {
         }
         Ok(())
     }
+}
+
+async fn switched_on(pool: &sqlx::PgPool) -> Result<bool, StepError> {
+    Ok(sqlx::query_scalar("select exists(select 1 from selftest.effects where step = 'switch')").fetch_one(pool).await?)
 }
 
 /// `selftest.bench`: three database steps, each writing one row together with

@@ -43,6 +43,8 @@ pub struct AppState {
     pub highlevel: Arc<crate::domain::highlevel::api::HighLevel>,
     /// Seals tokens and signing keys at rest.
     pub sealer: crate::sealing::Sealer,
+    /// The ops console's users and time zone.
+    pub console: Arc<crate::console::ConsoleSettings>,
     pub run_gauges: Arc<health::RunGauges>,
     pub outbound: Arc<crate::outbound::OutboundSettings>,
     pub ingest: crate::ingest::IngestWriter,
@@ -109,6 +111,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .nest("/", api.around(default_to_json))
         .nest("/docs", docs)
         .at("/checkout/return", poem::get(checkout_return::checkout_return))
+        .nest("/console", crate::console::routes(state.console.clone()))
         .at("/openapi.json", spec)
         .data(state)
         .catch_all_error(error::to_json_error)

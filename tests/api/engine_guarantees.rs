@@ -566,6 +566,7 @@ async fn a_durable_timer_survives_a_restart() {
         timer_ms: Some(3_000),
         key: None,
         abort_in_step: None,
+        fail_in_step: None,
     };
     let started = Utc::now();
     let id = app.engine.start::<relevo::workflows::selftest::Steps>(&input).await.unwrap();

@@ -5,6 +5,7 @@ mod helpers;
 
 mod apalis_pitfalls;
 mod catalog_orders;
+mod console;
 mod crash;
 mod engine_guarantees;
 mod hardening;

@@ -17,6 +17,7 @@ fn steps(n: u32, key: Option<&str>) -> StepsInput {
         timer_ms: None,
         key: key.map(str::to_owned),
         abort_in_step: None,
+        fail_in_step: None,
     }
 }
 
