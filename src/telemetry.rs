@@ -52,6 +52,14 @@ pub fn describe_metrics(workflows: &[&'static str], providers: &[&'static str]) 
     for outcome in ["rotated", "rejected", "failed"] {
         metrics::counter!("relevo_highlevel_token_refreshes_total", "outcome" => outcome).increment(0);
     }
+    // Exported from the start (at zero), so dashboards and alerts find every series.
+    metrics::counter!("relevo_whatsapp_messages_received_total").increment(0);
+    metrics::counter!("relevo_whatsapp_replies_sent_total").increment(0);
+    metrics::counter!("relevo_whatsapp_replies_failed_total", "code" => "none").increment(0);
+    let _ = metrics::histogram!("relevo_webhook_delivery_duration_seconds");
+    for provider in providers {
+        let _ = metrics::histogram!("relevo_ingest_seconds", "provider" => *provider);
+    }
     for provider in providers {
         for outcome in ["accepted", "duplicate", "rejected", "unavailable"] {
             metrics::counter!("relevo_webhooks_received_total", "provider" => *provider, "outcome" => outcome).increment(0);

@@ -93,8 +93,10 @@ pub struct RunDetail {
     pub attempts: Vec<AttemptRow>,
 }
 
+// `attempts` counts executions (attempt rows): the fence also moves when ops
+// retry or cancel a run, so it would show people gaps (attempts 1 and 3).
 const RUN_COLUMNS: &str = "id, workflow, workflow_version, ordering_key, status, failures,
-    fence as attempts, next_run_at, last_error_kind, last_error_step, last_error_message,
+    (select count(*) from engine.run_attempts a where a.run_id = runs.id) as attempts, next_run_at, last_error_kind, last_error_step, last_error_message,
     trigger_event_id, created_at, updated_at, started_at, finished_at";
 
 fn push_filter(q: &mut QueryBuilder<sqlx::Postgres>, f: &RunFilter) {

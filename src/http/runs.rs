@@ -120,6 +120,9 @@ pub struct StepOut {
 
 #[derive(Object, Debug)]
 pub struct AttemptOut {
+    /// 1, 2, 3…: this attempt's place among the run's attempts (what people count).
+    pub number: i64,
+    /// The run's fence when this attempt claimed it (ops retries and cancels move it too, so it can skip).
     pub attempt: i64,
     pub worker: String,
     pub started_at: DateTime<Utc>,
@@ -365,7 +368,9 @@ fn detail_out(d: ops::RunDetail) -> RunDetailOut {
         attempts: d
             .attempts
             .into_iter()
-            .map(|a| AttemptOut {
+            .enumerate()
+            .map(|(i, a)| AttemptOut {
+                number: i as i64 + 1,
                 attempt: a.attempt,
                 worker: a.worker,
                 started_at: a.started_at,

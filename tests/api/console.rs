@@ -212,3 +212,64 @@ async fn ops_sign_in_see_a_failed_run_retry_it_bulk_retry_twenty_and_cancel_in_a
     let _ = b.clone().close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_uses_is_exported() {
+    use crate::highlevel_mock::HighLevelApi;
+    let dashboard: Value = serde_json::from_str(include_str!("../../deploy/grafana/relevo.json")).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut names: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("relevo_")).map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 15, "{names:?}");
+
+    // A fresh node, as started in production, with one HighLevel location called once.
+    let api = HighLevelApi::start().await;
+    let (access, refresh) = api.add_location("loc-m");
+    api.add_calendar("loc-m", "cal-m", "Dental", "America/Lima");
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = api.uri();
+    let _node = crate::crash::start_node_with(&db, port, &[("HIGHLEVEL_API_BASE", base.as_str())]);
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let resp = client
+        .post(url("/api/v1/highlevel/locations"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"location_id": "loc-m", "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let calendars = client.get(url("/api/v1/highlevel/locations/loc-m/calendars")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(calendars.status(), 200);
+    // A run that finishes, for the success-rate gauge (no finished run, no rate).
+    let run: Value = client
+        .post(url("/api/v1/runs"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"workflow": "selftest.steps", "input": {"steps": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    wait_status(&db.pool, id, "succeeded", Duration::from_secs(30)).await;
+
+    let exported = client.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !exported.lines().any(|l| l.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))))
+        .collect();
+    assert!(missing.is_empty(), "the dashboard uses metrics /metrics does not export: {missing:?}");
+}

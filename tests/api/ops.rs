@@ -222,20 +222,29 @@ async fn the_cli_lists_shows_retries_and_cancels_runs() {
     };
     let id_s = id.to_string();
 
+    // For people: a table, a block, one line per action.
     let (ok, out) = cli(&["list", "--status", "sleeping"]).await;
-    assert!(ok && out.contains(&id_s), "{out}");
+    assert!(ok && out.starts_with("ID ") && out.lines().nth(1).is_some_and(|l| l.starts_with(&id_s) && l.contains("sleeping")), "{out}");
     let (ok, out) = cli(&["show", &id_s]).await;
-    assert!(ok && out.contains("\"step-1\""), "{out}");
-    let (ok, _) = cli(&["cancel", &id_s]).await;
-    assert!(ok);
+    assert!(ok && out.contains("steps:\n  step-1") && out.contains("attempts:\n  #1 "), "{out}");
+    let (ok, out) = cli(&["cancel", &id_s]).await;
+    assert!(ok && out == format!("cancelled run {id_s}\n"), "{out}");
     assert_eq!(run_status(&db.pool, id).await, "cancelled");
     let (ok, _) = cli(&["cancel", &id_s]).await;
     assert!(!ok, "cancelling twice exits non-zero");
-    let (ok, _) = cli(&["retry", &id_s]).await;
-    assert!(ok);
+    let (ok, out) = cli(&["retry", &id_s]).await;
+    assert!(ok && out.starts_with(&format!("retried run {id_s}: ")), "{out}");
     wait_status(&db.pool, id, "sleeping", Duration::from_secs(20)).await;
+    // Attempts run 1, 2 for people although the retry moved the fence.
+    let (ok, out) = cli(&["show", &id_s]).await;
+    assert!(ok && out.contains("\n  #2 ") && !out.contains("#3"), "{out}");
     let (ok, out) = cli(&["retry", "--all", "--workflow", "selftest.steps"]).await;
-    assert!(ok && out.contains("\"retried\": 0"), "{out}");
+    assert!(ok && out == "retried 0 run(s)\n", "{out}");
+    // For scripts: the API's JSON.
+    let (ok, out) = cli(&["show", &id_s, "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && json["steps"][0]["name"] == "step-1");
+    assert_eq!(json["attempts"].as_array().unwrap().iter().map(|a| a["number"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2]);
     app.stop().await;
 }
 

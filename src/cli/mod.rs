@@ -1,5 +1,9 @@
 //! `relevo runs …`: the ops API from the command line. Talks to a running
-//! Relevo over HTTP with the admin token, and prints the JSON it answers.
+//! Relevo over HTTP with the admin token and prints what a person reads: a
+//! table for lists, a block for one run, a line per action. `--json` prints
+//! the API's JSON instead, for scripts.
+
+mod render;
 
 use std::path::PathBuf;
 
@@ -15,6 +19,9 @@ pub struct RunsArgs {
     /// Admin token; defaults to RELEVO_ADMIN_TOKEN, then $RELEVO_DATA_DIR/admin-token.
     #[arg(long, env = "RELEVO_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// Print the API's JSON answer as is.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: RunsCommand,
 }
@@ -78,6 +85,7 @@ enum RunsCommand {
 pub async fn run(args: RunsArgs) -> anyhow::Result<()> {
     let token = admin_token(args.token)?;
     let base = format!("{}/api/v1", args.url.trim_end_matches('/'));
+    let shown = Shown::of(&args.command);
     let response = request(&reqwest::Client::new(), &base, args.command)?
         .bearer_auth(token)
         .send()
@@ -85,11 +93,42 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach {base}"))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    println!("{}", serde_json::to_string_pretty(&body)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else if status.is_success() {
+        print!("{}", render::render(shown, &body, chrono::Utc::now()));
+    }
     if !status.is_success() {
-        anyhow::bail!("the API answered {status}");
+        let error = &body["error"];
+        anyhow::bail!(
+            "the API answered {status}: {} ({})",
+            error["message"].as_str().unwrap_or("no message"),
+            error["code"].as_str().unwrap_or("no code")
+        );
     }
     Ok(())
+}
+
+/// What kind of answer a command gets, for its human rendering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    List,
+    Show,
+    Retried,
+    BulkRetried,
+    Cancelled,
+}
+
+impl Shown {
+    fn of(command: &RunsCommand) -> Self {
+        match command {
+            RunsCommand::List { .. } => Self::List,
+            RunsCommand::Show { .. } => Self::Show,
+            RunsCommand::Retry { all: true, .. } => Self::BulkRetried,
+            RunsCommand::Retry { .. } => Self::Retried,
+            RunsCommand::Cancel { .. } => Self::Cancelled,
+        }
+    }
 }
 
 /// `--token`, else the token file the server writes in its data directory.
