@@ -31,6 +31,8 @@ pub fn page(title: &str, actor: Option<&str>, body: Markup) -> Markup {
                             a href="/console/subscriptions" { "Subscriptions" }
                             a href="/console/deliveries" { "Deliveries" }
                             a href="/console/orders" { "Orders" }
+                            a href="/console/conversations" { "WhatsApp" }
+                            a href="/console/appointments" { "Appointments" }
                         }
                         form.signout method="post" action="/console/sign-out" {
                             span { "Signed in as " strong { (actor) } }

@@ -4,6 +4,7 @@
 //! action is a POST under the page it acts on, checked for a session and for
 //! coming from the console's own pages, and recorded in `console_audit`.
 
+mod integrations;
 mod layout;
 mod overview;
 mod records;
@@ -56,6 +57,11 @@ pub fn routes(settings: Arc<ConsoleSettings>) -> impl Endpoint {
         .at("/subscriptions", poem::get(records::subscription_list))
         .at("/deliveries", poem::get(records::delivery_list))
         .at("/deliveries/:id", poem::get(records::delivery_show))
+        .at("/deliveries/:id/resend", poem::post(records::delivery_resend))
+        .at("/subscriptions/:id/recover", poem::post(records::subscription_recover))
+        .at("/conversations", poem::get(integrations::conversation_list))
+        .at("/conversations/:wa_id", poem::get(integrations::conversation_show))
+        .at("/appointments", poem::get(integrations::appointment_list))
         .at("/orders", poem::get(records::order_list))
         .at("/orders/:id", poem::get(records::order_show))
         .at("/assets/htmx.min.js", poem::get(htmx))

@@ -13,12 +13,12 @@ use poem::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{layout, trouble, viewer, ConsoleSettings};
+use super::{actor, layout, trouble, viewer, ConsoleSettings};
 use crate::{
     domain::orders::{self, status::ALL as ORDER_STATUSES},
     http::AppState,
     ingest::events::{self, EventFilter},
-    outbound::{attempts, deliveries::{self, DeliveryStatus}, subscriptions},
+    outbound::{attempts, deliveries::{self, DeliveryStatus}, ops, subscriptions},
 };
 
 const PAGE: u32 = 50;
@@ -28,6 +28,8 @@ pub struct ListQuery {
     provider: Option<String>,
     status: Option<String>,
     cursor: Option<String>,
+    /// Set after a recovery: how many deliveries were queued again.
+    requeued: Option<u64>,
 }
 
 impl ListQuery {
@@ -120,14 +122,22 @@ pub async fn subscription_list(req: &Request, state: Data<&AppState>, settings: 
     };
     let body = html! {
         h1 { "Subscriptions" }
+        @if let Some(n) = q.requeued { p.notice role="status" { "Queued " (n) " failed delivery(ies) again." } }
         table {
-            thead { tr { th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Status" } th scope="col" { "Created" } th scope="col" { "Deliveries" } } }
+            thead { tr { th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Status" } th scope="col" { "Created" } th scope="col" { "Deliveries" } th scope="col" { "Recover failed deliveries" } } }
             tbody { @for s in &rows {
                 tr {
                     td { code { (s.url) } } td { (s.event_types.join(", ")) }
                     td { (layout::badge(s.status.as_str())) @if let Some(r) = &s.disabled_reason { " " (r) } }
                     td { (layout::time(s.created_at, settings.timezone)) }
                     td { a href={ "/console/deliveries?subscription=" (s.id) } { "deliveries" } }
+                    td {
+                        form.inline method="post" action={ "/console/subscriptions/" (s.id) "/recover" } {
+                            label for={ "since-" (s.id) } { "since (" (settings.timezone.name()) ")" }
+                            input id={ "since-" (s.id) } name="since" type="datetime-local" required;
+                            button type="submit" { "Recover" }
+                        }
+                    }
                 }
             } }
         }
@@ -192,6 +202,9 @@ pub async fn delivery_show(req: &Request, state: Data<&AppState>, settings: Data
     let tz = settings.timezone;
     let body = html! {
         h1 { "Delivery " code { (short(id)) } }
+        form.inline method="post" action={ "/console/deliveries/" (id) "/resend" } {
+            button type="submit" { "Send again now" }
+        }
         dl {
             dt { "Event" } dd { (d.event_type) " " code { (d.event_id) } }
             dt { "Status" } dd { (layout::badge(d.status.as_str())) }
@@ -297,4 +310,49 @@ fn money(minor: i64, currency: &str) -> String {
 fn short(id: Uuid) -> String {
     let s = id.simple().to_string();
     s[s.len() - 8..].to_owned()
+}
+
+#[handler]
+pub async fn delivery_resend(req: &Request, state: Data<&AppState>, Path(id): Path<Uuid>) -> Response {
+    let who = match actor(&state, req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match ops::resend(&state.pool, id).await {
+        Ok(true) => {
+            super::audit(&state, None, &who.actor, "resend delivery", &id.to_string()).await;
+            layout::see_other(&format!("/console/deliveries/{id}"))
+        }
+        Ok(false) => layout::message(StatusCode::NOT_FOUND, "Delivery not found", "No delivery has this id.", Some(&who.actor)),
+        Err(e) => trouble(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RecoverForm {
+    since: String,
+}
+
+#[handler]
+pub async fn subscription_recover(
+    req: &Request,
+    state: Data<&AppState>,
+    settings: Data<&Arc<ConsoleSettings>>,
+    Path(id): Path<Uuid>,
+    poem::web::Form(form): poem::web::Form<RecoverForm>,
+) -> Response {
+    let who = match actor(&state, req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(since) = super::runs::local_time(&form.since, settings.timezone) else {
+        return layout::message(StatusCode::BAD_REQUEST, "Not a time", "Give the time as the form asks.", Some(&who.actor));
+    };
+    match ops::recover(&state.pool, id, since).await {
+        Ok(n) => {
+            super::audit(&state, None, &who.actor, "recover deliveries", &format!("subscription {id}: {n} failed since {since}")).await;
+            layout::see_other(&format!("/console/subscriptions?requeued={n}"))
+        }
+        Err(e) => trouble(&e),
+    }
 }

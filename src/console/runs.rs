@@ -64,7 +64,7 @@ impl Filters {
 }
 
 /// A `datetime-local` value read in the shop's zone.
-fn local_time(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+pub(super) fn local_time(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S")).ok()?;
     tz.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc))
 }

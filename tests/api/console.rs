@@ -181,7 +181,14 @@ async fn ops_sign_in_see_a_failed_run_retry_it_bulk_retry_twenty_and_cancel_in_a
     assert_eq!(run_status(&db.pool, sleeper).await, "cancelled");
 
     // Every other page renders, accessibly.
-    for (path, name) in [("/events", "events"), ("/subscriptions", "subscriptions"), ("/deliveries", "deliveries"), ("/orders", "orders")] {
+    for (path, name) in [
+        ("/events", "events"),
+        ("/subscriptions", "subscriptions"),
+        ("/deliveries", "deliveries"),
+        ("/orders", "orders"),
+        ("/conversations", "conversations"),
+        ("/appointments", "appointments"),
+    ] {
         b.goto(&console(path)).await.unwrap();
         browser.assert_accessible(name).await;
         browser.shot(name).await;
