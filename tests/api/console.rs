@@ -280,3 +280,44 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
         .collect();
     assert!(missing.is_empty(), "the dashboard uses metrics /metrics does not export: {missing:?}");
 }
+
+#[tokio::test]
+async fn named_users_sign_in_with_their_argon2_password_and_their_actions_carry_their_name() {
+    let db = TestDb::new().await;
+    let hash = relevo::console::session::hash_password("a long console password").unwrap();
+    let app = shop(&db, |s| {
+        s.enable_test_workflows = true;
+        s.console_users = vec![relevo::config::ConsoleUser { name: "ana".into(), password_hash: hash }];
+    })
+    .await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |user: &'static str, secret: &'static str| {
+        client.post(app.url("/console/sign-in")).header("Sec-Fetch-Site", "same-origin").form(&[("user", user), ("secret", secret)]).send()
+    };
+    assert_eq!(sign_in("ana", "wrong password").await.unwrap().status(), 401);
+    assert_eq!(sign_in("luis", "a long console password").await.unwrap().status(), 401, "unknown user");
+    assert_eq!(sign_in("ana", TOKEN).await.unwrap().status(), 401, "the admin token is not ana's password");
+    let ok = sign_in("ana", "a long console password").await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+
+    let id = start_failing_run(&app).await;
+    wait_status(&db.pool, id, "failed", Duration::from_secs(30)).await;
+    let retried = client
+        .post(app.url(&format!("/console/runs/{id}/retry")))
+        .header("Cookie", &cookie)
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[("at", "")]) // what the "Retry now" form posts
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 303);
+    let page = client.get(app.url(&format!("/console/runs/{id}"))).header("Cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<strong>ana</strong> retry: retry now"), "the audit names ana");
+    // Signed out, the cookie opens nothing.
+    let out = client.post(app.url("/console/sign-out")).header("Cookie", &cookie).header("Sec-Fetch-Site", "same-origin").send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    let after = client.get(app.url("/console/runs")).header("Cookie", &cookie).send().await.unwrap();
+    assert_eq!(after.status(), 303, "back to sign-in");
+    app.stop().await;
+}
