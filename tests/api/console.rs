@@ -240,7 +240,6 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
 
     // A fresh node, as started in production, with one HighLevel location called once.
     let api = HighLevelApi::start().await;
-    let (access, refresh) = api.add_location("loc-m");
     api.add_calendar("loc-m", "cal-m", "Dental", "America/Lima");
     let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -249,14 +248,7 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
     wait_ready(port).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    let resp = client
-        .post(url("/api/v1/highlevel/locations"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"location_id": "loc-m", "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    crate::highlevel::connect_over_http(&client, port, &api, "loc-m").await;
     let calendars = client.get(url("/api/v1/highlevel/locations/loc-m/calendars")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(calendars.status(), 200);
     // A run that finishes, for the success-rate gauge (no finished run, no rate).

@@ -524,7 +524,6 @@ async fn a_kill_between_creating_an_appointment_in_highlevel_and_its_checkpoint_
     // Arrange: a node connected to the HighLevel mock.
     let api = HighLevelApi::start().await;
     api.add_calendar("loc-k", "cal-k", "Dental", "America/Lima");
-    let (access, refresh) = api.add_location("loc-k");
     let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = api.uri();
@@ -537,14 +536,7 @@ async fn a_kill_between_creating_an_appointment_in_highlevel_and_its_checkpoint_
     wait_ready(port).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    let resp = client
-        .post(url("/api/v1/highlevel/locations"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"location_id": "loc-k", "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    crate::highlevel::connect_over_http(&client, port, &api, "loc-k").await;
 
     // Act: HighLevel books the appointment but its answer never arrives: SIGKILL, restart.
     api.hold_next_create(Duration::from_secs(120));

@@ -28,6 +28,19 @@ pub async fn hl_node(db: &TestDb, api: &HighLevelApi) -> TestApp {
     spawn_app_with(s, registry).await
 }
 
+/// Connects `location` to the node on `port` with the mock's tokens (an install done elsewhere).
+pub async fn connect_over_http(client: &reqwest::Client, port: u16, api: &HighLevelApi, location: &str) {
+    let (access, refresh) = api.add_location(location);
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/highlevel/locations"))
+        .bearer_auth(crate::helpers::TOKEN)
+        .json(&json!({"location_id": location, "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
 /// A mock with the clinic's location and calendar, and a node connected to it.
 async fn clinic(db: &TestDb) -> (HighLevelApi, TestApp) {
     let api = HighLevelApi::start().await;
@@ -350,15 +363,7 @@ async fn two_processes_share_the_rate_limit_and_never_draw_a_429() {
         crate::helpers::wait_ready(*port).await;
     }
     let client = reqwest::Client::new();
-    let (access, refresh) = api.add_location(LOC);
-    let resp = client
-        .post(format!("http://127.0.0.1:{}/api/v1/highlevel/locations", ports[0]))
-        .bearer_auth(crate::helpers::TOKEN)
-        .json(&json!({"location_id": LOC, "access_token": access, "refresh_token": refresh, "expires_in": 86399}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    connect_over_http(&client, ports[0], &api, LOC).await;
 
     // 150 appointments, half through each process.
     let creates = (0..150u32).map(|i| {
