@@ -4,6 +4,9 @@ create table console_sessions (
     -- sha256 of the cookie's random token: a leaked table signs nobody in
     token_hash  bytea primary key,
     actor       text not null,
+    -- sha256 of the credential it was opened with (the admin token, or the
+    -- user's password hash): changing that credential ends the session
+    credential  bytea not null,
     created_at  timestamptz not null default now(),
     expires_at  timestamptz not null
 );

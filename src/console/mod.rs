@@ -97,7 +97,7 @@ fn css() -> Response {
 
 /// The session of a page view; unsigned → the sign-in page (back here after).
 async fn viewer(state: &AppState, req: &Request) -> Result<Session, Response> {
-    match session::current(&state.pool, req).await {
+    match session::current(state, &state.console.users, req).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => {
             let next = req.original_uri().path_and_query().map_or("/console", |p| p.as_str());
@@ -113,7 +113,7 @@ async fn actor(state: &AppState, req: &Request) -> Result<Session, Response> {
     if !session::same_origin(req) {
         return Err(message(StatusCode::FORBIDDEN, "Refused", "This action must come from the console's own pages.", None));
     }
-    match session::current(&state.pool, req).await {
+    match session::current(state, &state.console.users, req).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(message(StatusCode::FORBIDDEN, "Refused", "Sign in to act.", None)),
         Err(e) => Err(unavailable(&e)),
@@ -196,7 +196,8 @@ async fn sign_in(req: &Request, state: Data<&AppState>, settings: Data<&Arc<Cons
         tracing::info!(user = %form.user, "console sign-in refused");
         return sign_in_form(form.next.as_deref(), true, StatusCode::UNAUTHORIZED);
     };
-    match session::start(&state.pool, &actor).await {
+    let credential = session::credential_of(&state, &settings.users, &actor).expect("the actor just signed in");
+    match session::start(&state.pool, &actor, &credential).await {
         Ok(token) => {
             tracing::info!(actor = %actor, "console sign-in");
             let mut resp = layout::see_other(safe_next(form.next.as_deref()));

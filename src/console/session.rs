@@ -6,7 +6,6 @@
 
 use argon2::{PasswordHash, PasswordVerifier};
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use poem::{http::header, Request};
 use rand::RngCore;
 use secrecy::ExposeSecret;
@@ -28,10 +27,10 @@ pub struct Session {
 /// Checks the credentials; returns who signed in.
 pub fn authenticate(state: &AppState, users: &[ConsoleUser], user: &str, secret: &str) -> Option<String> {
     let user = user.trim();
-    if user.is_empty() || user == "admin" {
+    if user.is_empty() || user == ADMIN {
         let expected = state.admin_token.expose_secret();
         let same = expected.len() == secret.len() && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), secret.as_bytes()));
-        return same.then(|| "admin".to_owned());
+        return same.then(|| ADMIN.to_owned());
     }
     let found = users.iter().find(|u| u.name == user)?;
     let hash = PasswordHash::new(&found.password_hash).ok()?;
@@ -39,15 +38,28 @@ pub fn authenticate(state: &AppState, users: &[ConsoleUser], user: &str, secret:
     Some(found.name.clone())
 }
 
-/// Starts a session; returns the cookie value.
-pub async fn start(pool: &PgPool, actor: &str) -> sqlx::Result<String> {
+const ADMIN: &str = "admin";
+
+/// What a session of `actor` is bound to: the current admin token, or the
+/// user's current password hash. `None`: the actor no longer exists.
+pub fn credential_of(state: &AppState, users: &[ConsoleUser], actor: &str) -> Option<Vec<u8>> {
+    if actor == ADMIN {
+        return Some(digest(state.admin_token.expose_secret()));
+    }
+    users.iter().find(|u| u.name == actor).map(|u| digest(&u.password_hash))
+}
+
+/// Starts a session bound to `credential`; returns the cookie value.
+pub async fn start(pool: &PgPool, actor: &str, credential: &[u8]) -> sqlx::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     sqlx::query!(
-        "insert into console_sessions (token_hash, actor, expires_at) values ($1, $2, now() + make_interval(hours => $3))",
+        "insert into console_sessions (token_hash, actor, credential, expires_at)
+         values ($1, $2, $3, now() + make_interval(hours => $4))",
         digest(&token),
         actor,
+        credential,
         LIFETIME_HOURS as i32,
     )
     .execute(pool)
@@ -62,17 +74,21 @@ pub async fn end(pool: &PgPool, token: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The session the request's cookie names, if it is live.
-pub async fn current(pool: &PgPool, req: &Request) -> sqlx::Result<Option<Session>> {
+/// The session the request's cookie names, if it is live and its credential
+/// has not changed since sign-in (a new admin token or password ends it).
+pub async fn current(state: &AppState, users: &[ConsoleUser], req: &Request) -> sqlx::Result<Option<Session>> {
     let Some(token) = cookie(req) else {
         return Ok(None);
     };
-    let row: Option<(String, DateTime<Utc>)> =
-        sqlx::query_as("select actor, expires_at from console_sessions where token_hash = $1 and expires_at > now()")
+    let row: Option<(String, Vec<u8>)> =
+        sqlx::query_as("select actor, credential from console_sessions where token_hash = $1 and expires_at > now()")
             .bind(digest(&token))
-            .fetch_optional(pool)
+            .fetch_optional(&state.pool)
             .await?;
-    Ok(row.map(|(actor, _)| Session { actor }))
+    Ok(row.and_then(|(actor, credential)| {
+        let still = credential_of(state, users, &actor).is_some_and(|current| bool::from(subtle::ConstantTimeEq::ct_eq(current.as_slice(), credential.as_slice())));
+        still.then_some(Session { actor })
+    }))
 }
 
 pub fn cookie(req: &Request) -> Option<String> {

@@ -311,5 +311,15 @@ async fn named_users_sign_in_with_their_argon2_password_and_their_actions_carry_
     assert_eq!(out.status(), 303);
     let after = client.get(app.url("/console/runs")).header("Cookie", &cookie).send().await.unwrap();
     assert_eq!(after.status(), 303, "back to sign-in");
+
+    // A new password for ana ends her sessions.
+    let again = sign_in("ana", "a long console password").await.unwrap();
+    let cookie = again.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_eq!(client.get(app.url("/console/runs")).header("Cookie", &cookie).send().await.unwrap().status(), 200);
+    app.stop().await;
+    let new_hash = relevo::console::session::hash_password("another long password").unwrap();
+    let app = shop(&db, |s| s.console_users = vec![relevo::config::ConsoleUser { name: "ana".into(), password_hash: new_hash }]).await;
+    let stale = client.get(app.url("/console/runs")).header("Cookie", &cookie).send().await.unwrap();
+    assert_eq!(stale.status(), 303, "the old password's session is over");
     app.stop().await;
 }
