@@ -15,7 +15,10 @@ use uuid::Uuid;
 use crate::{
     domain::{
         appointments::{self, sync_log, Appointment},
-        highlevel::api::{CallError, HighLevel},
+        highlevel::{
+            api::{CallError, HighLevel},
+            locations,
+        },
     },
     engine::{RunCtx, StepError, Workflow},
     providers::highlevel::client::{self, AppointmentWrite, Event},
@@ -74,16 +77,21 @@ async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Appointment, StepError> {
     appointments::get(pool, id).await?.ok_or_else(|| StepError::permanent(format!("appointment {id} no longer exists")))
 }
 
-fn write(a: &Appointment) -> AppointmentWrite<'_> {
-    let utc = chrono::FixedOffset::east_opt(0).expect("UTC offset");
+async fn zone_of(pool: &sqlx::PgPool, a: &Appointment) -> Result<chrono_tz::Tz, StepError> {
+    Ok(locations::get(pool, &a.location_id).await?.map_or(chrono_tz::America::Lima, |l| l.timezone))
+}
+
+/// The appointment as HighLevel takes it, times written with the location's
+/// offset (as HighLevel shows them).
+fn write(a: &Appointment, tz: chrono_tz::Tz) -> AppointmentWrite<'_> {
     AppointmentWrite {
         calendar_id: &a.calendar_id,
         location_id: &a.location_id,
         contact_id: &a.contact_id,
         title: &a.title,
         notes: a.notes.as_deref(),
-        start: a.starts_at.with_timezone(&utc),
-        end: a.ends_at.with_timezone(&utc),
+        start: a.starts_at.with_timezone(&tz).fixed_offset(),
+        end: a.ends_at.with_timezone(&tz).fixed_offset(),
         status: a.status().to_highlevel(),
     }
 }
@@ -113,7 +121,7 @@ async fn create(hl: &HighLevel, pool: &sqlx::PgPool, id: Uuid) -> Result<Event, 
             return Ok(existing.clone());
         }
     }
-    let body = write(&a);
+    let body = write(&a, zone_of(pool, &a).await?);
     hl.call(pool, &a.location_id, "create_appointment", |token| {
         let body = &body;
         async move { hl.client.create_appointment(&token, body).await }
@@ -125,7 +133,7 @@ async fn create(hl: &HighLevel, pool: &sqlx::PgPool, id: Uuid) -> Result<Event, 
 async fn update(hl: &HighLevel, pool: &sqlx::PgPool, id: Uuid) -> Result<Event, StepError> {
     let a = load(pool, id).await?;
     let ghl_id = ghl_id(&a)?;
-    let body = write(&a);
+    let body = write(&a, zone_of(pool, &a).await?);
     hl.call(pool, &a.location_id, "update_appointment", |token| {
         let (body, ghl_id) = (&body, &ghl_id);
         async move { hl.client.update_appointment(&token, ghl_id, body).await }

@@ -126,7 +126,8 @@ async fn an_appointment_is_created_updated_and_cancelled_in_highlevel() {
     let ghl_id = a["ghl_appointment_id"].as_str().unwrap().to_owned();
     let event = api.event(&ghl_id).unwrap();
     assert_eq!((event["calendarId"].as_str(), event["contactId"].as_str(), event["title"].as_str()), (Some(CAL), Some("contact-1"), Some("Limpieza")));
-    assert_eq!(chrono::DateTime::parse_from_rfc3339(event["startTime"].as_str().unwrap()).unwrap().to_rfc3339(), "2026-12-10T13:00:00+00:00");
+    // Written with the location's offset, as HighLevel shows it.
+    assert_eq!((event["startTime"].as_str(), event["endTime"].as_str()), (Some("2026-12-10T08:00:00-05:00"), Some("2026-12-10T09:00:00-05:00")));
     assert_eq!((a["start_time_local"].as_str(), a["timezone"].as_str()), (Some("2026-12-10T08:00:00-05:00"), Some("America/Lima")));
     assert_eq!(chrono::DateTime::parse_from_rfc3339(a["start_time"].as_str().unwrap()).unwrap().offset().local_minus_utc(), 0);
 

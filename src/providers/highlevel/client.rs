@@ -353,17 +353,21 @@ fn calendar(c: &Value) -> Calendar {
 }
 
 fn write_body(a: &AppointmentWrite<'_>) -> Value {
-    json!({
+    let mut body = json!({
         "calendarId": a.calendar_id,
         "title": a.title,
         "startTime": a.start.to_rfc3339(),
         "endTime": a.end.to_rfc3339(),
         "appointmentStatus": a.status,
-        "description": a.notes,
         // Relevo checked the slot itself (business hours, overlaps); HighLevel's
         // free-slot rules would refuse bookings its own widget would not offer.
         "ignoreFreeSlotValidation": true,
-    })
+    });
+    // Optional fields are left out rather than sent as null.
+    if let Some(notes) = a.notes {
+        body["description"] = json!(notes);
+    }
+    body
 }
 
 /// An id as one path segment (HighLevel ids are alphanumeric; anything else is escaped).
@@ -383,6 +387,26 @@ mod tests {
         assert_eq!(event.calendar_id.as_deref(), Some("c1"));
         assert_eq!(event.appointment_status.as_deref(), Some("confirmed"));
         assert!(decode::<Event>(&json!({"calendarId": "c1"})).is_err());
+    }
+
+    #[test]
+    fn writes_leave_out_absent_notes_and_carry_offsets() {
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap();
+        let mut a = AppointmentWrite {
+            calendar_id: "c1",
+            location_id: "L1",
+            contact_id: "k1",
+            title: "Consulta",
+            notes: None,
+            start: at("2026-12-03T08:00:00-05:00"),
+            end: at("2026-12-03T09:00:00-05:00"),
+            status: "new",
+        };
+        let body = write_body(&a);
+        assert!(body.get("description").is_none(), "{body}");
+        assert_eq!(body["startTime"], "2026-12-03T08:00:00-05:00");
+        a.notes = Some("traer radiografías");
+        assert_eq!(write_body(&a)["description"], "traer radiografías");
     }
 
     #[test]
