@@ -397,7 +397,7 @@ async fn two_processes_share_the_rate_limit_and_never_draw_a_429() {
     assert_eq!(api.rejected_429(LOC), 0);
     let most = api.max_in_window(LOC, Duration::from_secs(10));
     assert!(most <= 100, "{most} requests in one 10 s window");
-    assert!(most >= 90, "the limiter lets the location use its allowance ({most} in the busiest window)");
+    assert!(most >= 80, "the limiter lets the location use most of its allowance ({most} in the busiest window)");
     let workers: i64 = sqlx::query_scalar(
         "select count(distinct a.worker) from engine.run_attempts a join engine.runs r on r.id = a.run_id
           where r.workflow = 'appointment_sync'",

@@ -43,6 +43,10 @@ impl HighLevelWebhook {
             format!("sha256:{}", hex::encode(sha2::Sha256::digest(&incoming.bytes)))
         });
         let mut stored = incoming.event(dedupe, event.webhook_id.clone(), event.kind.clone(), incoming.json());
+        if let Some(appointment) = &event.appointment_id {
+            // One appointment's events are routed in the order they arrived.
+            stored = stored.in_sequence(format!("ghl:{appointment}"));
+        }
         let allowed = &state.webhooks.highlevel_location_ids;
         if !allowed.is_empty() && !event.belongs_to(allowed) {
             // Stored for audit and answered 200 (HighLevel retries only 429), never acted on.

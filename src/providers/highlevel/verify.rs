@@ -72,6 +72,8 @@ pub struct HighLevelEvent {
     /// The sub-account the event belongs to (`locationId`), and its agency (`companyId`).
     pub location_id: Option<String>,
     pub company_id: Option<String>,
+    /// `appointment.id` of appointment events: their runs keep arrival order per appointment.
+    pub appointment_id: Option<String>,
 }
 
 impl HighLevelEvent {
@@ -97,6 +99,14 @@ struct Body {
     location_id: Option<String>,
     #[serde(default, rename = "companyId")]
     company_id: Option<String>,
+    #[serde(default)]
+    appointment: Option<AppointmentRef>,
+}
+
+#[derive(Deserialize)]
+struct AppointmentRef {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 fn present(h: Option<&str>) -> Option<&str> {
@@ -136,6 +146,7 @@ pub fn verify(
         kind: parsed.kind.unwrap_or_else(|| "unknown".into()),
         location_id: parsed.location_id,
         company_id: parsed.company_id,
+        appointment_id: parsed.appointment.and_then(|a| a.id).filter(|id| !id.is_empty()),
     }))
 }
 
