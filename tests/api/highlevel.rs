@@ -477,7 +477,7 @@ async fn a_429_pauses_the_location_until_highlevels_interval_has_passed() {
     for refused in calls.iter().filter(|r| r.status == 429) {
         let early = calls
             .iter()
-            .filter(|r| r.at > refused.at + Duration::from_millis(150) && r.at < refused.at + Duration::from_millis(950))
+            .filter(|r| r.at > refused.at + Duration::from_millis(300) && r.at < refused.at + Duration::from_millis(950))
             .count();
         assert_eq!(early, 0, "requests sent during the pause");
     }
