@@ -243,14 +243,14 @@ impl Client {
         body["contactId"] = json!(a.contact_id);
         let req = self.http.post(format!("{}/calendars/events/appointments", self.base)).json(&body);
         let (limits, answer) = self.send(token, req, "appointment").await;
-        (limits, answer.and_then(|body| decode(&body)))
+        (limits, answer.and_then(|body| decode(appointment_of(&body))))
     }
 
     /// `PUT /calendars/events/appointments/{eventId}`.
     pub async fn update_appointment(&self, token: &SecretString, id: &str, a: &AppointmentWrite<'_>) -> Called<Event> {
         let req = self.http.put(format!("{}/calendars/events/appointments/{}", self.base, segment(id))).json(&write_body(a));
         let (limits, answer) = self.send(token, req, "appointment").await;
-        (limits, answer.and_then(|body| decode(&body)))
+        (limits, answer.and_then(|body| decode(appointment_of(&body))))
     }
 
     /// `DELETE /calendars/events/{eventId}` (HighLevel answers 201; its spec
@@ -309,6 +309,15 @@ fn message(body: &Value) -> String {
         _ => body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("").to_owned(),
     };
     text.chars().take(500).collect()
+}
+
+/// The appointment in an answer: the documented top-level object, or one
+/// wrapped as `{"appointment": …}` / `{"event": …}` (as the GET answer is).
+fn appointment_of(body: &Value) -> &Value {
+    if body.get("id").is_some() {
+        return body;
+    }
+    ["appointment", "event"].iter().map(|k| &body[*k]).find(|v| v.get("id").is_some()).unwrap_or(body)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Error> {
@@ -407,6 +416,14 @@ mod tests {
         assert_eq!(body["startTime"], "2026-12-03T08:00:00-05:00");
         a.notes = Some("traer radiografías");
         assert_eq!(write_body(&a)["description"], "traer radiografías");
+    }
+
+    #[test]
+    fn appointments_are_read_bare_or_wrapped() {
+        for body in [json!({"id": "e1"}), json!({"appointment": {"id": "e1"}}), json!({"event": {"id": "e1"}})] {
+            assert_eq!(decode::<Event>(appointment_of(&body)).unwrap().id, "e1");
+        }
+        assert!(decode::<Event>(appointment_of(&json!({"succeeded": true}))).is_err());
     }
 
     #[test]
