@@ -98,6 +98,7 @@ impl Application {
                 webhooks: Arc::new(settings.webhooks.clone()),
                 highlevel_keys: Arc::new(highlevel_keys),
                 highlevel,
+                sync_flows: crate::workflows::sync_flows(),
                 sealer,
                 console: Arc::new(crate::console::ConsoleSettings {
                     users: settings.console_users.clone(),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        appointments::{self, sync_log, Appointment},
+        appointments::{self, changes::Push, sync_log, Appointment},
         highlevel::{
             api::{CallError, HighLevel},
             locations,
@@ -26,14 +26,6 @@ use crate::{
 
 pub struct AppointmentSync {
     pub highlevel: Arc<HighLevel>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Push {
-    Create,
-    Update,
-    Cancel,
 }
 
 /// Stored with every run: a durable contract.

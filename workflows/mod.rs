@@ -18,11 +18,11 @@
 //! (orders from a WhatsApp quote: paid, voucher, needs attention, expired;
 //! `oxxo_expiry` too).
 //!
-//! Flows started by the API (`appointment_ops`): `appointment_sync` (each
-//! appointment change, keyed by the appointment) and `highlevel_tokens` (one
-//! recurring refresher per connected location).
+//! Flows started by API changes (`domain::appointments::changes`, through
+//! `sync_flows`): `appointment_sync` (each appointment change, keyed by the
+//! appointment) and `highlevel_tokens` (one recurring refresher per connected
+//! location).
 
-pub mod appointment_ops;
 pub mod appointment_sync;
 pub mod email_delivery;
 pub mod highlevel_appointment;
@@ -52,6 +52,7 @@ use self::{
 use crate::{
     config::Settings,
     domain::{
+        appointments::changes::{OpError, Push, SyncFlows},
         highlevel::api::HighLevel,
         orders::fulfilment::Shop,
         whatsapp::statuses::{self, Reported, StatusReport},
@@ -184,6 +185,33 @@ fn payment_links(settings: &Settings) -> PaymentLinks {
         None => stripe().or_else(mercadopago).unwrap_or_else(|| {
             unavailable("no payment link provider: neither STRIPE_API_KEY nor MERCADOPAGO_ACCESS_TOKEN is set")
         }),
+    }
+}
+
+/// The runs appointment and location changes start (`appointment_sync`,
+/// `highlevel_tokens`), handed to the API at start-up.
+pub fn sync_flows() -> Arc<dyn SyncFlows> {
+    Arc::new(AppointmentFlows)
+}
+
+struct AppointmentFlows;
+
+impl SyncFlows for AppointmentFlows {
+    fn push_using<'a>(&'a self, tx: &'a mut PgConnection, id: Uuid, version: i64, push: Push) -> BoxFuture<'a, Result<Uuid, OpError>> {
+        let input = appointment_sync::AppointmentSyncInput { appointment_id: id, version, push };
+        Box::pin(async move { engine::start_using::<appointment_sync::AppointmentSync>(tx, &input, None).await.map_err(op_error) })
+    }
+
+    fn keep_tokens_fresh_using<'a>(&'a self, tx: &'a mut PgConnection, location: &'a str) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move { highlevel_tokens::ensure_using(tx, location).await.map_err(op_error) })
+    }
+}
+
+/// A database error stays one (503 when it is down); anything else is a bug.
+fn op_error(e: engine::Error) -> OpError {
+    match e {
+        engine::Error::Database(e) => OpError::Database(e),
+        e => OpError::Flow(e.to_string()),
     }
 }
 

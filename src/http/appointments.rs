@@ -22,11 +22,14 @@ use super::{
 };
 use crate::{
     domain::{
-        appointments::{self, sync_log, Appointment, AppointmentStatus, Change, Filter, NewAppointment},
+        appointments::{
+            self,
+            changes::{self, OpError},
+            sync_log, Appointment, AppointmentStatus, Change, Filter, NewAppointment,
+        },
         highlevel::locations,
         Invalid,
     },
-    workflows::appointment_ops::{self, OpError},
 };
 
 #[derive(Object, Debug)]
@@ -163,7 +166,7 @@ impl AppointmentsApi {
             title: b.title,
             notes: b.notes,
         };
-        let a = appointment_ops::create(&state.pool, new, b.calendar_id).await.map_err(op_error)?;
+        let a = changes::create(&state.pool, state.sync_flows.as_ref(), new, b.calendar_id).await.map_err(op_error)?;
         Ok(CreatedAppointment::Created(Json(with_zone(&state, a).await?)))
     }
 
@@ -240,14 +243,14 @@ impl AppointmentsApi {
         if change.status == Some(AppointmentStatus::Invalid) {
             return Err(ApiError::invalid(&Invalid::new("status", "invalid is set by HighLevel only")));
         }
-        let a = appointment_ops::update(&state.pool, id.0, change).await.map_err(op_error)?;
+        let a = changes::update(&state.pool, state.sync_flows.as_ref(), id.0, change).await.map_err(op_error)?;
         Ok(Json(with_zone(&state, a).await?))
     }
 
     /// Cancel: the appointment frees its slot and is deleted in HighLevel.
     #[oai(path = "/appointments/:id/cancel", method = "post", operation_id = "v1.appointments.cancel")]
     async fn cancel(&self, _auth: AdminAuth, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<AppointmentOut>, ApiError> {
-        let a = appointment_ops::cancel(&state.pool, id.0).await.map_err(op_error)?;
+        let a = changes::cancel(&state.pool, state.sync_flows.as_ref(), id.0).await.map_err(op_error)?;
         Ok(Json(with_zone(&state, a).await?))
     }
 }
@@ -304,6 +307,6 @@ pub(super) fn op_error(e: OpError) -> ApiError {
         OpError::Conflict(message) => ApiError::conflict(message),
         e @ OpError::NeedsReauthorization(_) => ApiError::Conflict(body("location_needs_reauthorization", e.to_string())),
         OpError::Database(e) => ApiError::internal(&e),
-        OpError::Engine(e) => ApiError::internal(&e),
+        e @ OpError::Flow(_) => ApiError::internal(&e),
     }
 }

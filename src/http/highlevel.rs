@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
+        appointments::changes,
         highlevel::{
             api::CallError,
             hours::{BusinessHours, Hours},
@@ -28,7 +29,6 @@ use crate::{
         Invalid,
     },
     providers::highlevel::client,
-    workflows::appointment_ops,
 };
 
 #[derive(Object, Debug, Clone)]
@@ -232,7 +232,7 @@ impl HighLevelApi {
             ApiError::bad_request("not_a_location_install", "HighLevel granted no locationId (install the app on a sub-account)")
         })?;
         let pair = TokenPair { access: &grant.access_token, refresh: &grant.refresh_token, expires_in: grant.expires_in, scopes: &grant.scopes };
-        appointment_ops::connect_location(&state.pool, &state.sealer, &location_id, grant.company_id.as_deref(), &pair)
+        changes::connect_location(&state.pool, &state.sealer, state.sync_flows.as_ref(), &location_id, grant.company_id.as_deref(), &pair)
             .await
             .map_err(super::appointments::op_error)?;
         tracing::info!(location = %location_id, "HighLevel location connected through OAuth");
@@ -250,7 +250,7 @@ impl HighLevelApi {
         let (access, refresh) = (SecretString::from(b.access_token), SecretString::from(b.refresh_token));
         let scopes: Vec<String> = b.scope.as_deref().unwrap_or("").split_whitespace().map(str::to_owned).collect();
         let pair = TokenPair { access: &access, refresh: &refresh, expires_in: b.expires_in, scopes: &scopes };
-        let location = appointment_ops::connect_location(&state.pool, &state.sealer, &b.location_id, b.company_id.as_deref(), &pair)
+        let location = changes::connect_location(&state.pool, &state.sealer, state.sync_flows.as_ref(), &b.location_id, b.company_id.as_deref(), &pair)
             .await
             .map_err(super::appointments::op_error)?;
         Ok(Connected::Created(Json(location.into())))

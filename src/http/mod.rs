@@ -41,6 +41,8 @@ pub struct AppState {
     pub highlevel_keys: Arc<crate::providers::highlevel::verify::Keys>,
     /// Calls HighLevel (calendars, the OAuth code exchange).
     pub highlevel: Arc<crate::domain::highlevel::api::HighLevel>,
+    /// The runs appointment and location changes start (from `workflows`).
+    pub sync_flows: Arc<dyn crate::domain::appointments::changes::SyncFlows>,
     /// Seals tokens and signing keys at rest.
     pub sealer: crate::sealing::Sealer,
     /// The ops console's users and time zone.

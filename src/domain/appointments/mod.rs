@@ -3,6 +3,7 @@
 //! appointment of the same calendar (an exclusion constraint decides, so it
 //! holds under any concurrency), and synced both ways with HighLevel.
 
+pub mod changes;
 pub mod inbound;
 pub mod sync_log;
 

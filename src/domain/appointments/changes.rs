@@ -1,25 +1,40 @@
 //! What the API does to appointments and locations, each in one transaction
-//! with the run it starts: a stored change always has its push queued
-//! (`appointment_sync`), a connected location always has its token refresher
-//! (`highlevel_tokens`).
+//! with the run it starts: a stored change always has its push queued, a
+//! connected location always has its token refresher. The flows themselves
+//! are the workflows layer's (`SyncFlows`, implemented in `workflows/mod.rs`).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{
-    appointment_sync::{AppointmentSync, AppointmentSyncInput, Push},
-    highlevel_tokens,
-};
 use crate::{
     domain::{
         appointments::{self, Appointment, AppointmentStatus, Change, Conflicting, NewAppointment, WriteError},
         highlevel::locations::{self, Location, LocationStatus, TokenPair},
         Invalid,
     },
-    engine,
     sealing::Sealer,
 };
+
+/// Which change a push brings to HighLevel. Part of the push run's input: a
+/// durable contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Push {
+    Create,
+    Update,
+    Cancel,
+}
+
+/// The runs appointment and location changes start, in the caller's transaction.
+pub trait SyncFlows: Send + Sync {
+    /// Starts the push of `version` of appointment `id`; returns its run id.
+    fn push_using<'a>(&'a self, tx: &'a mut PgConnection, id: Uuid, version: i64, push: Push) -> BoxFuture<'a, Result<Uuid, OpError>>;
+    /// Starts the location's token refresher unless one is going.
+    fn keep_tokens_fresh_using<'a>(&'a self, tx: &'a mut PgConnection, location: &'a str) -> BoxFuture<'a, Result<(), OpError>>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -36,8 +51,9 @@ pub enum OpError {
     NeedsReauthorization(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Engine(#[from] engine::Error),
+    /// A run could not be started (a bug: the flow or its input).
+    #[error("{0}")]
+    Flow(String),
 }
 
 /// Stores a token pair for the location (new install or reconnection) and
@@ -45,20 +61,26 @@ pub enum OpError {
 pub async fn connect_location(
     pool: &PgPool,
     sealer: &Sealer,
+    flows: &dyn SyncFlows,
     id: &str,
     company_id: Option<&str>,
     pair: &TokenPair<'_>,
 ) -> Result<Location, OpError> {
     let mut tx = pool.begin().await?;
     locations::connect_using(&mut tx, sealer, id, company_id, pair).await?;
-    highlevel_tokens::ensure_using(&mut tx, id).await?;
+    flows.keep_tokens_fresh_using(&mut tx, id).await?;
     tx.commit().await?;
     locations::get(pool, id).await?.ok_or(OpError::NotFound("location"))
 }
 
 /// The API's create: validated against the location's hours and the
 /// calendar's other appointments; 409 when the slot is taken.
-pub async fn create(pool: &PgPool, mut new: NewAppointment, calendar_id: Option<String>) -> Result<Appointment, OpError> {
+pub async fn create(
+    pool: &PgPool,
+    flows: &dyn SyncFlows,
+    mut new: NewAppointment,
+    calendar_id: Option<String>,
+) -> Result<Appointment, OpError> {
     let location = usable_location(pool, &new.location_id).await?;
     new.calendar_id = calendar_id.or(location.default_calendar_id.clone()).ok_or_else(|| {
         Invalid::new("calendar_id", "required: the location has no default_calendar_id (PATCH /api/v1/highlevel/locations/{id})")
@@ -71,13 +93,13 @@ pub async fn create(pool: &PgPool, mut new: NewAppointment, calendar_id: Option<
         drop(tx);
         return Err(with_conflicts(pool, e, &new.calendar_id, new.starts_at, new.ends_at, None).await);
     }
-    queue_push_using(&mut tx, id, 1, Push::Create).await?;
+    queue_push_using(&mut tx, flows, id, 1, Push::Create).await?;
     tx.commit().await?;
     appointments::get(pool, id).await?.ok_or(OpError::NotFound("appointment"))
 }
 
 /// The API's PATCH (and cancel, with `status: cancelled`).
-pub async fn update(pool: &PgPool, id: Uuid, change: Change) -> Result<Appointment, OpError> {
+pub async fn update(pool: &PgPool, flows: &dyn SyncFlows, id: Uuid, change: Change) -> Result<Appointment, OpError> {
     let mut tx = pool.begin().await?;
     let current = appointments::get_using(&mut tx, id).await?.ok_or(OpError::NotFound("appointment"))?;
     if current.status() == AppointmentStatus::Cancelled {
@@ -98,18 +120,17 @@ pub async fn update(pool: &PgPool, id: Uuid, change: Change) -> Result<Appointme
         }
     };
     let push = if change.status == Some(AppointmentStatus::Cancelled) { Push::Cancel } else { Push::Update };
-    queue_push_using(&mut tx, id, version, push).await?;
+    queue_push_using(&mut tx, flows, id, version, push).await?;
     tx.commit().await?;
     appointments::get(pool, id).await?.ok_or(OpError::NotFound("appointment"))
 }
 
-pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Appointment, OpError> {
-    update(pool, id, Change { status: Some(AppointmentStatus::Cancelled), ..Change::default() }).await
+pub async fn cancel(pool: &PgPool, flows: &dyn SyncFlows, id: Uuid) -> Result<Appointment, OpError> {
+    update(pool, flows, id, Change { status: Some(AppointmentStatus::Cancelled), ..Change::default() }).await
 }
 
-async fn queue_push_using(tx: &mut sqlx::PgConnection, id: Uuid, version: i64, push: Push) -> Result<(), OpError> {
-    let input = AppointmentSyncInput { appointment_id: id, version, push };
-    let run_id = engine::start_using::<AppointmentSync>(tx, &input, None).await?;
+async fn queue_push_using(tx: &mut PgConnection, flows: &dyn SyncFlows, id: Uuid, version: i64, push: Push) -> Result<(), OpError> {
+    let run_id = flows.push_using(tx, id, version, push).await?;
     appointments::set_sync_run_using(tx, id, run_id).await?;
     Ok(())
 }
