@@ -47,6 +47,9 @@ struct Args {
     /// Latency phase: how long runs are created (0 skips the phase).
     #[arg(long, default_value_t = 30)]
     latency_seconds: u64,
+    /// Worker poll interval in ms (the engine's default when unset).
+    #[arg(long)]
+    poll_ms: Option<u64>,
     /// Use this database instead of a private fsync-on cluster in target/bench-pg.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -77,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
         concurrency: args.concurrency,
         batch_size: args.concurrency,
         ..EngineSettings::default()
+    };
+    let settings = match args.poll_ms {
+        Some(ms) => EngineSettings { poll_interval: Duration::from_millis(ms), ..settings },
+        None => settings,
     };
     println!(
         "workload: {} runs/jobs; worker concurrency {} batch {}; fsync on",
@@ -292,6 +299,18 @@ async fn bench_latency(options: &PgConnectOptions, s: &EngineSettings, rate: u64
     )
     .fetch_one(&pool)
     .await?;
+    // Where the time goes: waiting for the queue to hand the run over, then executing it.
+    let (pickup_p50, pickup_p99, exec_p99): (f64, f64, f64) = sqlx::query_as(
+        "select percentile_cont(0.5) within group (order by pickup), percentile_cont(0.99) within group (order by pickup),
+                percentile_cont(0.99) within group (order by exec)
+           from (select extract(epoch from started_at - created_at) * 1000 as pickup,
+                        extract(epoch from finished_at - started_at) * 1000 as exec from engine.runs) t",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!("run_pickup_p50_ms={pickup_p50:.1}");
+    println!("run_pickup_p99_ms={pickup_p99:.1}");
+    println!("run_execute_p99_ms={exec_p99:.1}");
     pool.close().await;
     Ok((p50, p99))
 }

@@ -155,11 +155,13 @@ impl Engine {
         }
         let mut tx = self.pool().begin().await?;
         let decision = settlement(&outcome, run.failures, &policy, Utc::now(), &mut rand::rng());
+        let mut wake_at = None;
         let (kept, attempt_outcome) = match decision {
             Settlement::Finish { status, failures, attempt } => {
                 (self.finish(&mut tx, run, status, failures, &error).await?, attempt)
             }
             Settlement::Reschedule { status, at, failures, attempt } => {
+                wake_at = Some(at);
                 let kept =
                     store::reschedule_using(&mut tx, run.id, run.fence, &run.workflow, status, at, failures, &error).await?;
                 (kept, attempt)
@@ -169,6 +171,10 @@ impl Engine {
         if kept {
             store::end_attempt_using(&mut tx, run.id, run.fence, attempt_outcome, &error).await?;
             tx.commit().await?;
+            if let Some(at) = wake_at {
+                // A short timer or backoff fires on time here, not at the next poll.
+                self.wake_signals().wake_at(&super::queue_name(&run.workflow), at);
+            }
         } else {
             tx.rollback().await?;
             self.record_lost_lease(run, step).await?;

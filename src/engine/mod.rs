@@ -15,6 +15,7 @@ pub mod retention;
 mod retry;
 mod status;
 pub mod store;
+mod wake;
 mod worker;
 mod workflow;
 
@@ -44,6 +45,8 @@ struct Inner {
     pool: PgPool,
     registry: Registry,
     settings: EngineSettings,
+    /// Wakes this node's workers (see `wake.rs`).
+    wake: wake::WakeSignals,
     /// `host-pid`: lease owner and attempt worker name of this process.
     node: String,
 }
@@ -54,11 +57,13 @@ impl Engine {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "relevo".into());
         let node = format!("{host}-{}-{}", std::process::id(), &Uuid::now_v7().simple().to_string()[24..]);
+        let wake = wake::WakeSignals::new(registry.names().map(queue_name));
         Self {
             inner: Arc::new(Inner {
                 pool,
                 registry,
                 settings,
+                wake,
                 node,
             }),
         }
@@ -78,6 +83,10 @@ impl Engine {
 
     pub fn node(&self) -> &str {
         &self.inner.node
+    }
+
+    pub(crate) fn wake_signals(&self) -> &wake::WakeSignals {
+        &self.inner.wake
     }
 
     /// Starts a run of `W` inside the caller's transaction: the run row and its

@@ -1,7 +1,7 @@
 //! apalis workers that deliver wake-ups to the executor, one queue per workflow.
 //!
-//! Settings follow `apalis-notes.md`: explicit queue names, pubsub *and* a poll
-//! interval (pubsub alone loses wake-ups and never sees scheduled jobs),
+//! Settings follow `apalis-notes.md`: explicit queue names, notifications *and*
+//! a poll interval (`wake.rs`: one shared LISTEN, never a lost wake-up),
 //! `batch_size ≥ concurrency`, unique worker names, a Monitor that restarts
 //! workers, and `lock_tasks(false)` (the run's lease is the real lock).
 
@@ -15,6 +15,7 @@ use super::{store::WakeJob, workflow::queue_name, Engine};
 /// Handle to the running workers.
 pub struct Workers {
     task: tokio::task::JoinHandle<()>,
+    listener: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -22,6 +23,7 @@ impl Workers {
     /// Starts one worker per registered workflow.
     pub fn start(engine: Engine) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let listener = engine.wake_signals().spawn_listener(engine.pool().clone());
         let mut monitor = Monitor::new()
             .should_restart(|ctx, err| {
                 tracing::warn!(worker = %ctx.name(), error.message = %err, "worker stopped; restarting");
@@ -40,8 +42,7 @@ impl Workers {
                     .lock_tasks(false);
                 let storage = PostgresStorage::<WakeJob>::new(engine.pool())
                     .with_config(config)
-                    .with_pubsub()
-                    .poll_with_interval(s.poll_interval);
+                    .poll_with_strategy(engine.wake_signals().strategy(&queue_name(name), s.poll_interval));
                 WorkerBuilder::new(format!("{}-{name}-{restarts}", engine.node()))
                     .backend(storage)
                     .data(engine.clone())
@@ -61,7 +62,7 @@ impl Workers {
                 tracing::error!(error.message = %e, "workers exited with errors");
             }
         });
-        Self { task, stop }
+        Self { task, listener, stop }
     }
 
     /// Stops fetching, lets in-flight runs finish (bounded by the monitor's
@@ -69,6 +70,7 @@ impl Workers {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.listener.abort();
     }
 }
 

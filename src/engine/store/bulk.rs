@@ -39,7 +39,7 @@ pub async fn insert_unkeyed_runs_using(
         .iter()
         .map(|id| {
             let bytes = serde_json::to_vec(&WakeJob { run_id: *id, wake: 0 }).expect("WakeJob serialises");
-            TaskBuilder::new(bytes).max_attempts(25).build()
+            TaskBuilder::new(bytes).max_attempts(super::wake::MAX_ATTEMPTS).build()
         })
         .collect();
     apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), tasks).await?;

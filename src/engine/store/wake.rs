@@ -9,6 +9,10 @@ use uuid::Uuid;
 use super::WakeJob;
 use crate::engine::{error::Result, workflow::queue_name};
 
+/// apalis re-fetches a job that failed up to this many times (the engine's
+/// own retry policy decides about runs; see `sweep` for jobs that gave up).
+pub(crate) const MAX_ATTEMPTS: usize = 25;
+
 /// Enqueues a wake-up for `run_id` at `at` (now if `None`) in the caller's
 /// transaction, so the job exists exactly when the change that needs it commits.
 pub async fn push_wake_using(
@@ -18,13 +22,28 @@ pub async fn push_wake_using(
     at: Option<DateTime<Utc>>,
 ) -> Result<()> {
     let bytes = serde_json::to_vec(&job).expect("WakeJob serialises");
-    let mut task = TaskBuilder::new(bytes).max_attempts(25);
-    if let Some(at) = at {
-        // apalis stores run_at in whole seconds: round up so a job never runs early.
-        let ms = at.timestamp_millis().max(0) as u64;
-        task = task.run_at_timestamp(ms.div_ceil(1000));
+    let queue = queue_name(workflow);
+    match at {
+        None => {
+            let task = TaskBuilder::new(bytes).max_attempts(MAX_ATTEMPTS).build();
+            apalis_postgres::queries::push_tasks(conn, &queue, vec![task]).await?;
+        }
+        // apalis's push takes `run_at` in whole seconds; timers and backoffs
+        // need it to the microsecond, so the engine writes the row itself (the
+        // same columns and defaults as apalis-postgres's `sink.sql`).
+        Some(at) => {
+            sqlx::query(
+                "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata)
+                 values (apalis.generate_ulid(), $1, $2, 'Pending', 0, $3, $4, 0, ''::hstore)",
+            )
+            .bind(&queue)
+            .bind(&bytes)
+            .bind(MAX_ATTEMPTS as i32)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
     }
-    apalis_postgres::queries::push_tasks(conn, &queue_name(workflow), vec![task.build()]).await?;
     Ok(())
 }
 
