@@ -82,6 +82,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("queue: {0}")]
     Queue(#[from] apalis_postgres::Error),
+    /// A grouped write (see `batch.rs`) failed; its callers write alone instead.
+    #[error("grouped write: {0}")]
+    Batch(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -91,7 +94,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for StepError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Database(_) | Error::Queue(_) => Self::Transient(e.to_string()),
+            Error::Database(_) | Error::Queue(_) | Error::Batch(_) => Self::Transient(e.to_string()),
             Error::UnknownWorkflow(_) | Error::BadInput { .. } => Self::Permanent(e.to_string()),
         }
     }

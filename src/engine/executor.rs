@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     ctx::RunCtx,
-    error::{Interrupt, Result, StepError},
+    error::{Error, Interrupt, Result, StepError},
     store::{self, AttemptOutcome, ErrorRecord, RunStatus, WakeJob},
     Engine,
 };
@@ -17,6 +17,8 @@ use super::{
 /// The run as claimed for this attempt.
 struct Claimed {
     id: Uuid,
+    /// The queue job that woke this attempt.
+    job_id: String,
     workflow: String,
     key: Option<String>,
     fence: i64,
@@ -28,8 +30,8 @@ type Steps = std::collections::HashMap<String, store::StoredStep>;
 impl Engine {
     /// Handles one queue job. Returns `Err` only when the database failed; every
     /// workflow outcome is recorded in the run itself.
-    pub(crate) async fn execute(&self, job: WakeJob) -> Result<()> {
-        let Some((claimed, input, steps)) = self.claim(job).await? else {
+    pub(crate) async fn execute(&self, job: WakeJob, job_id: String) -> Result<()> {
+        let Some((claimed, input, steps)) = self.claim(job, job_id).await? else {
             return Ok(());
         };
         let flow = self
@@ -59,8 +61,13 @@ impl Engine {
 
     /// Claims the run in one round trip (`engine.claim_run`); falls back to
     /// `claim_slow` when the lease is held elsewhere or a crash must be counted.
-    async fn claim(&self, job: WakeJob) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
-        let fast = store::claim_fast(self.pool(), job, self.node(), self.settings().lease).await?;
+    async fn claim(&self, job: WakeJob, job_id: String) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
+        let fast = match self.claims().submit(job).await {
+            Ok(store::FastClaim::Alone) | Err(Error::Batch(_)) => {
+                store::claim_fast(self.pool(), job, self.node(), self.settings().lease).await?
+            }
+            claimed => claimed?,
+        };
         match fast {
             store::FastClaim::Claimed { workflow, key, input, fence, failures, steps } => {
                 if self.registry().get(&workflow).is_none() {
@@ -68,15 +75,16 @@ impl Engine {
                     tracing::error!(workflow.run_id = %job.run_id, workflow.name = %workflow, "claimed an unregistered workflow");
                     return Ok(None);
                 }
-                let claimed = Claimed { id: job.run_id, workflow, key, fence, failures };
+                let claimed = Claimed { id: job.run_id, job_id, workflow, key, fence, failures };
                 Ok(Some((claimed, input, steps)))
             }
             store::FastClaim::Skip => Ok(None),
-            store::FastClaim::SlowPath => self.claim_slow(job).await,
+            store::FastClaim::SlowPath => self.claim_slow(job, job_id).await,
+            store::FastClaim::Alone => unreachable!("claim_fast claims alone"),
         }
     }
 
-    async fn claim_slow(&self, job: WakeJob) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
+    async fn claim_slow(&self, job: WakeJob, job_id: String) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
         let mut tx = self.pool().begin().await?;
         let Some(key) = store::ordering_key_of(&mut tx, job.run_id).await? else {
             return Ok(None);
@@ -123,6 +131,7 @@ impl Engine {
         tx.commit().await?;
         let claimed = Claimed {
             id: job.run_id,
+            job_id,
             workflow: run.workflow,
             key,
             fence,
@@ -147,8 +156,15 @@ impl Engine {
             },
         };
         if outcome.is_ok() && run.key.is_none() {
-            // The common case in one statement: run succeeded, attempt closed.
-            if store::succeed_unkeyed(self.pool(), run.id, run.fence, run.failures).await? {
+            // The common case, grouped with other runs' successes: run
+            // succeeded, attempt closed.
+            let success =
+                || store::Success { id: run.id, fence: run.fence, failures: run.failures, job_id: run.job_id.clone() };
+            let kept = match self.successes().submit(success()).await {
+                Err(Error::Batch(_)) => store::succeed_unkeyed(self.pool(), success()).await?,
+                kept => kept?,
+            };
+            if kept {
                 return Ok(());
             }
             return self.record_lost_lease(run, step).await;

@@ -7,6 +7,7 @@
 //! or a late ack), its own retry/backoff (never `RetryAfterError`), per-key
 //! ordering, durable timers and the ops writes (retry, rerun, cancel).
 
+mod batch;
 mod ctx;
 mod error;
 mod executor;
@@ -19,7 +20,7 @@ mod wake;
 mod worker;
 mod workflow;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -35,6 +36,9 @@ pub use workflow::{queue_name, Registry, Workflow};
 
 use crate::config::EngineSettings;
 
+/// The most writes one grouped statement carries.
+const BATCH_MAX: usize = 64;
+
 /// Handle to the engine: cheap to clone, shared by HTTP handlers and workers.
 #[derive(Clone)]
 pub struct Engine {
@@ -49,6 +53,9 @@ struct Inner {
     wake: wake::WakeSignals,
     /// `host-pid`: lease owner and attempt worker name of this process.
     node: String,
+    /// Group commit of claims and of unkeyed successes (started on first use).
+    claims: OnceLock<batch::Batcher<WakeJob, store::FastClaim>>,
+    successes: OnceLock<batch::Batcher<store::Success, bool>>,
 }
 
 impl Engine {
@@ -65,6 +72,8 @@ impl Engine {
                 settings,
                 wake,
                 node,
+                claims: OnceLock::new(),
+                successes: OnceLock::new(),
             }),
         }
     }
@@ -87,6 +96,28 @@ impl Engine {
 
     pub(crate) fn wake_signals(&self) -> &wake::WakeSignals {
         &self.inner.wake
+    }
+
+    /// Claims wake-ups in batches (`engine.claim_runs`).
+    pub(crate) fn claims(&self) -> &batch::Batcher<WakeJob, store::FastClaim> {
+        self.inner.claims.get_or_init(|| {
+            let (pool, owner, lease) = (self.pool().clone(), self.node().to_owned(), self.settings().lease);
+            batch::Batcher::spawn(BATCH_MAX, move |jobs: Vec<WakeJob>| {
+                let (pool, owner) = (pool.clone(), owner.clone());
+                async move { store::claim_batch(&pool, &jobs, &owner, lease).await }
+            })
+        })
+    }
+
+    /// Ends unkeyed successful runs in batches.
+    pub(crate) fn successes(&self) -> &batch::Batcher<store::Success, bool> {
+        self.inner.successes.get_or_init(|| {
+            let pool = self.pool().clone();
+            batch::Batcher::spawn(BATCH_MAX, move |runs: Vec<store::Success>| {
+                let pool = pool.clone();
+                async move { store::succeed_batch(&pool, &runs).await }
+            })
+        })
     }
 
     /// Starts a run of `W` inside the caller's transaction: the run row and its

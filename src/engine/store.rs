@@ -11,10 +11,12 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 mod bulk;
+mod fast;
 mod wake;
 
 pub use self::bulk::insert_unkeyed_runs_using;
 pub(crate) use self::bulk::release_node_runs_using;
+pub(crate) use self::fast::{claim_batch, claim_fast, succeed_batch, succeed_unkeyed, FastClaim, Success};
 pub use self::wake::push_wake_using;
 pub(crate) use self::wake::{rewake_using, wake_next_of_key_using};
 pub use super::status::RunStatus;
@@ -361,90 +363,4 @@ pub(crate) async fn renew_lease_using(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Result of `engine.claim_run`.
-pub(crate) enum FastClaim {
-    Claimed {
-        workflow: String,
-        key: Option<String>,
-        input: Value,
-        fence: i64,
-        failures: i32,
-        steps: HashMap<String, StoredStep>,
-    },
-    /// Nothing to do: superseded wake-up, finished or missing run, or blocked
-    /// behind an earlier run of its key.
-    Skip,
-    /// Lease held elsewhere, or a crashed attempt to account for.
-    SlowPath,
-}
-
-#[derive(Deserialize)]
-struct StepJson {
-    step: String,
-    sleeping: bool,
-    output: Value,
-}
-
-pub(crate) async fn claim_fast(
-    pool: &sqlx::PgPool,
-    job: WakeJob,
-    owner: &str,
-    lease: std::time::Duration,
-) -> Result<FastClaim> {
-    let row = sqlx::query(
-        "select outcome, workflow, ordering_key, input, fence, failures, steps
-           from engine.claim_run($1, $2, $3, $4)",
-    )
-    .bind(job.run_id)
-    .bind(job.wake)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .fetch_one(pool)
-    .await?;
-    let outcome: String = row.get("outcome");
-    Ok(match outcome.as_str() {
-        "claimed" => {
-            let steps: Vec<StepJson> =
-                serde_json::from_value(row.get("steps")).expect("claim_run returns well-formed steps");
-            FastClaim::Claimed {
-                workflow: row.get("workflow"),
-                key: row.get("ordering_key"),
-                input: row.get("input"),
-                fence: row.get("fence"),
-                failures: row.get("failures"),
-                steps: steps
-                    .into_iter()
-                    .map(|s| (s.step, StoredStep { sleeping: s.sleeping, output: s.output }))
-                    .collect(),
-            }
-        }
-        "held" | "crashed" => FastClaim::SlowPath,
-        _ => FastClaim::Skip,
-    })
-}
-
-/// Marks an unkeyed run succeeded and closes its attempt, in one statement.
-/// `false` if the fence was lost.
-pub(crate) async fn succeed_unkeyed(pool: &sqlx::PgPool, id: Uuid, fence: i64, failures: i32) -> Result<bool> {
-    let done: i64 = sqlx::query_scalar(
-        "with run as (
-            update engine.runs
-               set status = 'succeeded', failures = $3, finished_at = now(), updated_at = now(),
-                   lease_owner = null, lease_until = null
-             where id = $1 and fence = $2
-            returning id),
-         attempt as (
-            update engine.run_attempts set finished_at = now(), outcome = 'succeeded'
-             where run_id = $1 and fence = $2 and exists (select 1 from run)
-            returning 1)
-         select count(*) from run",
-    )
-    .bind(id)
-    .bind(fence)
-    .bind(failures)
-    .fetch_one(pool)
-    .await?;
-    Ok(done == 1)
 }

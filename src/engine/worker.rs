@@ -74,8 +74,8 @@ impl Workers {
     }
 }
 
-async fn handle_wake(job: WakeJob, engine: Data<Engine>) -> Result<(), BoxDynError> {
-    match engine.execute(job).await {
+async fn handle_wake(job: WakeJob, task: TaskId, engine: Data<Engine>) -> Result<(), BoxDynError> {
+    match engine.execute(job, task.to_string()).await {
         Ok(()) => Ok(()),
         Err(e) => {
             tracing::error!(workflow.run_id = %job.run_id, error.message = %e, "wake-up failed; apalis will retry it");

@@ -1,0 +1,157 @@
+//! The hot path in as few statements as possible: claiming runs (one with
+//! `engine.claim_run`, many with `engine.claim_runs`) and ending unkeyed
+//! successes (one or many per statement). Everything rare (a held lease, a
+//! crashed attempt, keyed completions) stays in the transactional code of
+//! `executor.rs`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::{postgres::PgRow, PgPool, Row};
+use uuid::Uuid;
+
+use super::{StoredStep, WakeJob};
+use crate::engine::error::Result;
+
+/// What a claim found.
+pub(crate) enum FastClaim {
+    Claimed {
+        workflow: String,
+        key: Option<String>,
+        input: Value,
+        fence: i64,
+        failures: i32,
+        steps: HashMap<String, StoredStep>,
+    },
+    /// Nothing to do: superseded wake-up, finished or missing run, or blocked
+    /// behind an earlier run of its key.
+    Skip,
+    /// Lease held elsewhere, or a crashed attempt to account for.
+    SlowPath,
+    /// A batch left it to `claim_fast`: keyed, or its row was busy.
+    Alone,
+}
+
+#[derive(Deserialize)]
+struct StepJson {
+    step: String,
+    sleeping: bool,
+    output: Value,
+}
+
+fn decode(row: &PgRow, key: Option<String>) -> FastClaim {
+    let outcome: String = row.get("outcome");
+    match outcome.as_str() {
+        "claimed" => {
+            let steps: Vec<StepJson> =
+                serde_json::from_value(row.get("steps")).expect("the claim functions return well-formed steps");
+            FastClaim::Claimed {
+                workflow: row.get("workflow"),
+                key,
+                input: row.get("input"),
+                fence: row.get("fence"),
+                failures: row.get("failures"),
+                steps: steps
+                    .into_iter()
+                    .map(|s| (s.step, StoredStep { sleeping: s.sleeping, output: s.output }))
+                    .collect(),
+            }
+        }
+        "held" | "crashed" => FastClaim::SlowPath,
+        "keyed" | "busy" => FastClaim::Alone,
+        _ => FastClaim::Skip,
+    }
+}
+
+/// Claims one run (key lock, row lock, checks, fence bump, attempt row) in one round trip.
+pub(crate) async fn claim_fast(pool: &PgPool, job: WakeJob, owner: &str, lease: std::time::Duration) -> Result<FastClaim> {
+    let row = sqlx::query(
+        "select outcome, workflow, ordering_key, input, fence, failures, steps
+           from engine.claim_run($1, $2, $3, $4)",
+    )
+    .bind(job.run_id)
+    .bind(job.wake)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    let key = row.get("ordering_key");
+    Ok(decode(&row, key))
+}
+
+/// Claims many runs in one statement that never waits on a lock; one answer
+/// per job, in order.
+pub(crate) async fn claim_batch(
+    pool: &PgPool,
+    jobs: &[WakeJob],
+    owner: &str,
+    lease: std::time::Duration,
+) -> Result<Vec<FastClaim>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.run_id).collect();
+    let wakes: Vec<i64> = jobs.iter().map(|j| j.wake).collect();
+    let rows = sqlx::query(
+        "select outcome, workflow, input, fence, failures, steps
+           from engine.claim_runs($1, $2, $3, $4)",
+    )
+    .bind(&ids)
+    .bind(&wakes)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    // A batched claim is only ever unkeyed.
+    Ok(rows.iter().map(|row| decode(row, None)).collect())
+}
+
+/// An unkeyed run that succeeded, as the group finish writes it.
+pub(crate) struct Success {
+    pub id: Uuid,
+    pub fence: i64,
+    pub failures: i32,
+    /// The queue job that woke this attempt: deleted with the finish, so it
+    /// can never be delivered again and acked jobs do not pile up (apalis's
+    /// ack looks jobs up by worker, so its cost grows with them).
+    pub job_id: String,
+}
+
+/// Marks an unkeyed run succeeded, closes its attempt and deletes its queue
+/// job, in one statement. `false` if the fence was lost.
+pub(crate) async fn succeed_unkeyed(pool: &PgPool, run: Success) -> Result<bool> {
+    Ok(succeed_batch(pool, &[run]).await?[0])
+}
+
+/// `succeed_unkeyed` for many runs in one statement; one answer per run, in order.
+pub(crate) async fn succeed_batch(pool: &PgPool, runs: &[Success]) -> Result<Vec<bool>> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let fences: Vec<i64> = runs.iter().map(|r| r.fence).collect();
+    let failures: Vec<i32> = runs.iter().map(|r| r.failures).collect();
+    let jobs: Vec<&str> = runs.iter().map(|r| r.job_id.as_str()).collect();
+    // Rows are locked in id order, so two batches never lock each other's
+    // runs in opposite orders.
+    let kept: Vec<Uuid> = sqlx::query_scalar(
+        "with given as (
+            select * from unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[]) as t(id, fence, failures, job)),
+         run as (
+            update engine.runs r
+               set status = 'succeeded', failures = g.failures, finished_at = now(), updated_at = now(),
+                   lease_owner = null, lease_until = null
+              from (select g.* from given g join engine.runs o on o.id = g.id and o.fence = g.fence
+                     order by g.id for no key update of o) g
+             where r.id = g.id and r.fence = g.fence
+            returning r.id, r.fence),
+         attempt as (
+            update engine.run_attempts a set finished_at = now(), outcome = 'succeeded'
+              from run where a.run_id = run.id and a.fence = run.fence),
+         job as (
+            delete from apalis.jobs j using run, given g where g.id = run.id and j.id = g.job)
+         select id from run",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(&failures)
+    .bind(&jobs)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.iter().map(|id| kept.contains(id)).collect())
+}
