@@ -35,7 +35,6 @@ pub struct RunCtx {
     pool: PgPool,
     run_id: Uuid,
     fence: i64,
-    lease: Duration,
     steps: HashMap<String, StoredStep>,
     current_step: Option<String>,
 }
@@ -45,14 +44,12 @@ impl RunCtx {
         pool: PgPool,
         run_id: Uuid,
         fence: i64,
-        lease: Duration,
         steps: HashMap<String, StoredStep>,
     ) -> Self {
         Self {
             pool,
             run_id,
             fence,
-            lease,
             steps,
             current_step: None,
         }
@@ -101,7 +98,7 @@ impl RunCtx {
         let output = encode(name, &value)?;
         let mut conn = self.pool.acquire().await?;
         let kept = store::checkpoint_using(
-            &mut conn, self.run_id, self.fence, self.lease, name, false, &output, started,
+            &mut conn, self.run_id, self.fence, name, false, &output, started,
         )
         .await
         .map_err(engine_error)?;
@@ -127,7 +124,7 @@ impl RunCtx {
         let value = body(&mut tx, self.info(name)).await?;
         let output = encode(name, &value)?;
         let kept = store::checkpoint_using(
-            &mut tx, self.run_id, self.fence, self.lease, name, false, &output, started,
+            &mut tx, self.run_id, self.fence, name, false, &output, started,
         )
         .await
         .map_err(engine_error)?;
@@ -158,7 +155,7 @@ impl RunCtx {
         let started = Utc::now();
         let mut conn = self.pool.acquire().await?;
         let kept = store::checkpoint_using(
-            &mut conn, self.run_id, self.fence, self.lease, name, !due, &output, started,
+            &mut conn, self.run_id, self.fence, name, !due, &output, started,
         )
         .await
         .map_err(engine_error)?;

@@ -311,32 +311,28 @@ pub(crate) async fn end_attempt_using(
     Ok(())
 }
 
-/// Checkpoints a step under the fence in one statement (one commit); `false`
-/// if the fence was lost. Also renews the lease.
-#[allow(clippy::too_many_arguments)]
+/// Checkpoints a step under the fence in one statement; `false` if the fence
+/// was lost. The run row is only share-locked (a claim's fence bump waits for
+/// the commit), not rewritten: the lease renewer keeps the lease.
 pub(crate) async fn checkpoint_using(
     conn: &mut PgConnection,
     id: Uuid,
     fence: i64,
-    lease: std::time::Duration,
     step: &str,
     sleeping: bool,
     output: &Value,
     started_at: DateTime<Utc>,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "with fenced as (
-            update engine.runs set lease_until = now() + make_interval(secs => $3), updated_at = now()
-             where id = $1 and fence = $2 returning id)
+        "with fenced as (select id from engine.runs where id = $1 and fence = $2 for share)
          insert into engine.run_steps (run_id, step, status, output, fence, started_at, finished_at)
-         select id, $4, $5, $6, $2, $7, case when $5 = 'completed' then now() end from fenced
+         select id, $3, $4, $5, $2, $6, case when $4 = 'completed' then now() end from fenced
          on conflict (run_id, step) do update
             set status = excluded.status, output = excluded.output, fence = excluded.fence,
                 finished_at = excluded.finished_at",
     )
     .bind(id)
     .bind(fence)
-    .bind(lease.as_secs_f64())
     .bind(step)
     .bind(if sleeping { "sleeping" } else { "completed" })
     .bind(output)
