@@ -59,9 +59,9 @@ impl Application {
             settings.webhooks.highlevel_rsa_public_key_pem.as_deref(),
         )
         .context("HIGHLEVEL_WEBHOOK_PUBLIC_KEY / HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY")?;
-        // Each workflow's worker keeps one pooled LISTEN connection, the outbound
-        // worker one more; the rest serve requests and runs.
-        let listeners = registry.names().count() as u32 + 1;
+        // The engine's workers share one pooled LISTEN connection, the outbound
+        // worker has one more; the rest serve requests and runs.
+        let listeners = 2;
         if settings.run_workers && settings.db_pool_size < listeners + 3 {
             tracing::warn!(
                 pool = settings.db_pool_size,
