@@ -117,6 +117,10 @@ pub struct EngineSettings {
     pub missed_heartbeats: usize,
     /// `RELEVO_POLL_MS` (default 1000): poll interval that backs up LISTEN/NOTIFY.
     pub poll_interval: Duration,
+    /// `RELEVO_SWEEP_SECS` (default 60): how often a worker node looks for runs
+    /// overdue by more than this whose queue job is gone (e.g. apalis gave a
+    /// job up during a long database outage) and wakes them again.
+    pub sweep: Duration,
     /// `RELEVO_RETAIN_SUCCEEDED_HOURS` / `_FAILED_HOURS` / `_EVENTS_HOURS`.
     pub retention: Retention,
 }
@@ -152,6 +156,7 @@ impl Default for EngineSettings {
             heartbeat: Duration::from_secs(2),
             missed_heartbeats: 5,
             poll_interval: Duration::from_millis(1000),
+            sweep: Duration::from_secs(60),
             retention: Retention::default(),
         }
     }
@@ -257,6 +262,7 @@ impl EngineSettings {
             heartbeat: Duration::from_secs(parse(get, "RELEVO_HEARTBEAT_SECS", 2u64)?),
             missed_heartbeats: parse(get, "RELEVO_MISSED_HEARTBEATS", defaults.missed_heartbeats)?,
             poll_interval: Duration::from_millis(parse(get, "RELEVO_POLL_MS", 1000u64)?),
+            sweep: Duration::from_secs(parse(get, "RELEVO_SWEEP_SECS", 60u64)?.max(1)),
             retention: Retention {
                 succeeded: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_SUCCEEDED_HOURS", 168u64)?),
                 failed: Duration::from_secs(3600 * parse(get, "RELEVO_RETAIN_FAILED_HOURS", 720u64)?),

@@ -36,6 +36,7 @@ pub fn describe_metrics(workflows: &[&'static str], providers: &[&'static str]) 
     describe_counter!("relevo_webhooks_received_total", "Webhooks received, by provider and outcome (accepted, duplicate, rejected, unavailable).");
     describe_histogram!("relevo_ingest_seconds", Unit::Seconds, "Time from a webhook's arrival to its answer, by provider.");
     describe_counter!("relevo_run_attempts_total", "Run attempts, by workflow and outcome.");
+    describe_counter!("relevo_runs_swept_total", "Runs woken by the sweeper because their queue job was gone.");
     describe_histogram!("relevo_run_attempt_seconds", Unit::Seconds, "Duration of run attempts, by workflow.");
     describe_gauge!("relevo_runs", "Runs by workflow and status (refreshed by scrapes, at most every 15 s).");
     describe_gauge!("relevo_runs_due_waiting", "Runs due but not started, by workflow.");

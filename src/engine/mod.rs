@@ -16,6 +16,7 @@ pub mod retention;
 mod retry;
 mod status;
 pub mod store;
+mod sweep;
 mod wake;
 mod worker;
 mod workflow;

@@ -16,6 +16,7 @@ use super::{store::WakeJob, workflow::queue_name, Engine};
 pub struct Workers {
     task: tokio::task::JoinHandle<()>,
     listener: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -24,6 +25,7 @@ impl Workers {
     pub fn start(engine: Engine) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let listener = engine.wake_signals().spawn_listener(engine.pool().clone());
+        let sweeper = super::sweep::spawn(engine.clone());
         let mut monitor = Monitor::new()
             .should_restart(|ctx, err| {
                 tracing::warn!(worker = %ctx.name(), error.message = %err, "worker stopped; restarting");
@@ -62,12 +64,13 @@ impl Workers {
                 tracing::error!(error.message = %e, "workers exited with errors");
             }
         });
-        Self { task, listener, stop }
+        Self { task, listener, sweeper, stop }
     }
 
     /// Stops fetching, lets in-flight runs finish (bounded by the monitor's
     /// shutdown timeout), and waits for the workers to exit.
     pub async fn shutdown(self) {
+        self.sweeper.abort();
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.listener.abort();

@@ -159,3 +159,33 @@ async fn workers_recover_after_every_database_connection_is_killed() {
     wait_status(&db_pool, second, "succeeded", Duration::from_secs(30)).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_whose_job_apalis_gave_up_is_woken_by_the_sweeper() {
+    // apalis retries a failing job up to max_attempts, then leaves it Failed
+    // for good: a database outage that long strands the run it carried.
+    let db = TestDb::new().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(1000));
+    let registry = || Registry::new().register(Counted { calls: calls.clone(), gate: gate.clone() });
+    let engine = relevo::engine::Engine::new(db.pool.clone(), registry(), fast_engine());
+    let id = engine.start::<Counted>(&json!({})).await.unwrap();
+    sqlx::query("update apalis.jobs set status = 'Failed', attempts = max_attempts where job_type = $1")
+        .bind(queue_name(Counted::NAME))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("update engine.runs set next_run_at = now() - interval '10 seconds' where id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Act: a node starts; its sweeper (every second in tests) finds the run.
+    let app = spawn_app(&db, registry()).await;
+
+    // Assert
+    wait_status(&db.pool, id, "succeeded", Duration::from_secs(20)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    app.stop().await;
+}

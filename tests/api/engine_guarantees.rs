@@ -589,3 +589,38 @@ async fn a_durable_timer_survives_a_restart() {
     assert!(effects[1].1 >= started + chrono::Duration::seconds(3), "the timer fired early");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sub_second_timer_fires_on_time_not_at_the_next_poll() {
+    // Arrange: a poll interval far longer than the timer, so only the engine's
+    // local timer (and a run_at to the microsecond) can wake the run on time.
+    let db = TestDb::new().await;
+    let mut settings = settings(&db);
+    settings.engine.poll_interval = Duration::from_secs(30);
+    let app = spawn_app_with(settings, relevo::workflows::selftest::register(Registry::new())).await;
+    let input = relevo::workflows::selftest::StepsInput {
+        steps: 1,
+        pause_ms: 0,
+        timer_ms: Some(300),
+        key: None,
+        abort_in_step: None,
+        fail_in_step: None,
+    };
+
+    // Act
+    let id = app.engine.start::<relevo::workflows::selftest::Steps>(&input).await.unwrap();
+
+    // Assert: done well before a whole-second run_at or the poll would allow.
+    wait_status(&db.pool, id, "succeeded", Duration::from_secs(5)).await;
+    let effects: Vec<(String, chrono::DateTime<Utc>)> =
+        sqlx::query_as("select step, at from selftest.effects where run_id = $1 order by id")
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let waited = effects[1].1 - effects[0].1;
+    assert_eq!(effects[1].0, "after-timer");
+    assert!(waited >= chrono::Duration::milliseconds(300), "the timer fired early: {waited}");
+    assert!(waited < chrono::Duration::milliseconds(900), "the timer fired late: {waited}");
+    app.stop().await;
+}

@@ -142,6 +142,7 @@ pub fn fast_engine() -> EngineSettings {
         heartbeat: Duration::from_secs(1),
         missed_heartbeats: 2,
         poll_interval: Duration::from_millis(200),
+        sweep: Duration::from_secs(1),
         retention: Default::default(),
     }
 }
