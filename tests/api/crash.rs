@@ -568,3 +568,58 @@ async fn a_kill_between_creating_an_appointment_in_highlevel_and_its_checkpoint_
     assert!(api.requests().iter().any(|r| r.path == "/calendars/events" && r.method == "GET"));
     assert_eq!(synced["ghl_appointment_id"], api.events("loc-k")[0]["id"]);
 }
+
+#[tokio::test]
+async fn kills_in_the_middle_of_batched_claims_and_finishes_leave_every_step_done_once() {
+    // Arrange: 1,500 unkeyed runs of three database steps: claims and
+    // successes go through the group-commit batchers.
+    let db = TestDb::new().await;
+    let engine = engine(&db);
+    let mut tx = db.pool.begin().await.unwrap();
+    for _ in 0..1500 {
+        engine.start_by_name_using(&mut tx, "selftest.bench", &json!({}), None).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let succeeded = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from engine.runs where status = 'succeeded'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+
+    // Act: SIGKILL the node twice while batches are in flight, then let a
+    // fresh node finish.
+    for threshold in [200, 700] {
+        let mut node = start_node(&db);
+        wait_for("runs to be under way", Duration::from_secs(60), || async {
+            (succeeded().await >= threshold).then_some(())
+        })
+        .await;
+        node.start_kill().unwrap();
+        node.wait().await.unwrap();
+    }
+    let in_flight: i64 = sqlx::query_scalar("select count(*) from engine.runs where status = 'running'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let mut node = start_node(&db);
+    wait_for("every run to succeed", Duration::from_secs(120), || async {
+        (succeeded().await == 1500).then_some(())
+    })
+    .await;
+
+    // Assert: each step's effect exactly once, no attempt left open.
+    let (effects, doubled, open): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from selftest.effects),
+                (select count(*) from (select run_id, step from selftest.effects group by 1, 2 having count(*) > 1) d),
+                (select count(*) from engine.run_attempts where finished_at is null)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(effects, 4500, "three effects per run");
+    assert_eq!(doubled, 0, "no step ran twice");
+    assert_eq!(open, 0, "every attempt was closed");
+    assert!(in_flight > 0, "the kills caught runs mid-flight");
+    node.start_kill().unwrap();
+}
