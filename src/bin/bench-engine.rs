@@ -10,6 +10,11 @@
 //! as a webhook would. Prints jobs/s, runs/s, and Postgres commits per run
 //! (`pg_stat_database.xact_commit` deltas, creation included).
 //!
+//! Floor: the same three steps' SQL (effect and checkpoint rows, one
+//! transaction per step) sent straight from `concurrency` tasks, with no
+//! queue, claim or status: `engine_vs_sql_floor=` says how much of what the
+//! database can do here the engine keeps.
+//!
 //! Latency: runs created at a steady `--rate` per second for `--latency-seconds`
 //! while the workers run; prints the median and 99th percentile from creation
 //! to `succeeded` (`run_p50_ms=`, `run_p99_ms=`).
@@ -94,10 +99,13 @@ async fn main() -> anyhow::Result<()> {
     println!("apalis_noop_jobs_per_sec={baseline:.0}");
     let flows = bench_apalis_workflow(&options, &settings, args.runs).await?;
     println!("apalis_workflow_3step_flows_per_sec={flows:.0}");
+    let floor = bench_sql_floor(&options, &settings, args.runs).await?;
+    println!("sql_floor_3step_runs_per_sec={floor:.0}");
     let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs).await?;
     println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
     println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
     println!("engine_vs_apalis_workflow={:.2}", runs_per_sec / flows);
+    println!("engine_vs_sql_floor={:.2}", runs_per_sec / floor);
     println!("commits_per_run={commits_per_run:.1}");
     if args.latency_seconds > 0 {
         let (p50, p99) = bench_latency(&options, &settings, args.rate, args.latency_seconds).await?;
@@ -203,6 +211,54 @@ async fn bench_apalis_workflow(options: &PgConnectOptions, s: &EngineSettings, n
     let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&pool).await?;
     anyhow::ensure!(rows as usize >= 3 * n, "expected {} step rows, found {rows}", 3 * n);
     sqlx::query("truncate selftest.effects").execute(&pool).await?;
+    pool.close().await;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// The floor under any engine: the SQL a run of three database steps cannot
+/// do without, sent straight from `concurrency` tasks: three transactions,
+/// each writing the step's effect row and a checkpoint row.
+async fn bench_sql_floor(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<f64> {
+    let pool = db::pool(options.clone(), 40).await?;
+    sqlx::query(
+        "create table if not exists selftest.floor_steps (
+            run_id uuid not null, step text not null, output jsonb not null, primary key (run_id, step))",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("truncate selftest.floor_steps").execute(&pool).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..s.concurrency)
+        .map(|_| {
+            let (pool, next) = (pool.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let run = uuid::Uuid::now_v7();
+                    for step in ["one", "two", "three"] {
+                        let mut tx = pool.begin().await?;
+                        sqlx::query("insert into selftest.effects (run_id, step) values ($1, $2)")
+                            .bind(run)
+                            .bind(step)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("insert into selftest.floor_steps (run_id, step, output) values ($1, $2, 'null')")
+                            .bind(run)
+                            .bind(step)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed();
+    sqlx::query("truncate selftest.effects, selftest.floor_steps").execute(&pool).await?;
     pool.close().await;
     Ok(n as f64 / elapsed.as_secs_f64())
 }
