@@ -59,8 +59,10 @@ impl Engine {
         self.settle(&claimed, outcome, step, flow.retry_policy()).await
     }
 
-    /// Claims the run in one round trip (`engine.claim_run`); falls back to
-    /// `claim_slow` when the lease is held elsewhere or a crash must be counted.
+    /// Claims the run with the others arriving now (`engine.claim_runs`, one
+    /// statement); alone (`engine.claim_run`) when it is keyed or its row was
+    /// busy; `claim_slow` when the lease is held elsewhere or a crash must be
+    /// counted.
     async fn claim(&self, job: WakeJob, job_id: String) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
         let fast = match self.claims().submit(job).await {
             Ok(store::FastClaim::Alone) | Err(Error::Batch(_)) => {

@@ -578,12 +578,7 @@ async fn a_durable_timer_survives_a_restart() {
     wait_status(&db.pool, id, "succeeded", Duration::from_secs(30)).await;
 
     // Assert
-    let effects: Vec<(String, chrono::DateTime<Utc>)> =
-        sqlx::query_as("select step, at from selftest.effects where run_id = $1 order by id")
-            .bind(id)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let effects = timed_effects(&db, id).await;
     let names: Vec<&str> = effects.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(names, vec!["step-1", "after-timer", "step-2"]);
     assert!(effects[1].1 >= started + chrono::Duration::seconds(3), "the timer fired early");
@@ -612,15 +607,19 @@ async fn a_sub_second_timer_fires_on_time_not_at_the_next_poll() {
 
     // Assert: done well before a whole-second run_at or the poll would allow.
     wait_status(&db.pool, id, "succeeded", Duration::from_secs(5)).await;
-    let effects: Vec<(String, chrono::DateTime<Utc>)> =
-        sqlx::query_as("select step, at from selftest.effects where run_id = $1 order by id")
-            .bind(id)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let effects = timed_effects(&db, id).await;
     let waited = effects[1].1 - effects[0].1;
     assert_eq!(effects[1].0, "after-timer");
     assert!(waited >= chrono::Duration::milliseconds(300), "the timer fired early: {waited}");
     assert!(waited < chrono::Duration::milliseconds(900), "the timer fired late: {waited}");
     app.stop().await;
+}
+
+/// The self-test steps' effects of a run, in order, with when each was written.
+async fn timed_effects(db: &TestDb, id: uuid::Uuid) -> Vec<(String, chrono::DateTime<Utc>)> {
+    sqlx::query_as("select step, at from selftest.effects where run_id = $1 order by id")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
 }
