@@ -77,29 +77,15 @@ pub async fn open(settings: &Settings) -> Result<Database, Error> {
     })
 }
 
-/// A connection idle longer than this is pinged before it is handed out.
-const PING_WHEN_IDLE: Duration = Duration::from_secs(1);
-
-/// A pool whose connections commit synchronously whatever the server's
-/// default (a webhook answered 2xx and a completed step must survive a crash,
-/// even on a database tuned with `synchronous_commit=off`), and are checked on
-/// acquire after they sat idle: a connection that went stale during an outage
-/// is replaced instead of failing its first statement. sqlx's default pings on
-/// every acquire, a round trip per transaction on the hot path.
+/// A pool whose connections are checked on acquire after an outage, and commit
+/// synchronously whatever the server's default: a webhook answered 2xx and a
+/// completed step must survive a crash, even on a database tuned with
+/// `synchronous_commit=off`.
 pub async fn pool(options: PgConnectOptions, max: u32) -> Result<PgPool, Error> {
     let options = options.options([("synchronous_commit", "on")]);
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_WHEN_IDLE {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await
         .map_err(Error::Connect)
