@@ -16,6 +16,10 @@ openapi:
 bench-engine runs="10000":
     cargo run --release --bin bench-engine -- --runs {{runs}}
 
+# Engine phase only, with three plain steps per run (grouped checkpoints) instead of three tx_steps.
+bench-engine-plain runs="10000":
+    cargo run --release --bin bench-engine -- --runs {{runs}} --plain-steps
+
 # Ingest throughput: signed Stripe webhooks (1 in 20 repeated) at 32 connections, API-only node then full node, vs pgbench doing the same inserts.
 bench-ingest seconds="10":
     cargo build --release --bin relevo --bin bench-ingest

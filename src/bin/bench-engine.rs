@@ -52,6 +52,10 @@ struct Args {
     /// Latency phase: how long runs are created (0 skips the phase).
     #[arg(long, default_value_t = 30)]
     latency_seconds: u64,
+    /// Engine phase only, with `selftest.steps` (three plain steps, each
+    /// writing its effect outside its checkpoint) instead of three `tx_step`s.
+    #[arg(long)]
+    plain_steps: bool,
     /// Worker poll interval in ms (the engine's default when unset).
     #[arg(long)]
     poll_ms: Option<u64>,
@@ -95,13 +99,22 @@ async fn main() -> anyhow::Result<()> {
         args.runs, settings.concurrency, settings.batch_size
     );
 
+    if args.plain_steps {
+        let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs, true).await?;
+        println!("engine_3plain_step_runs_per_sec={runs_per_sec:.0}");
+        println!("commits_per_run={commits_per_run:.1}");
+        if let Some(cluster) = cluster {
+            cluster.stop()?;
+        }
+        return Ok(());
+    }
     let baseline = bench_apalis_noop(&options, &settings, args.runs).await?;
     println!("apalis_noop_jobs_per_sec={baseline:.0}");
     let flows = bench_apalis_workflow(&options, &settings, args.runs).await?;
     println!("apalis_workflow_3step_flows_per_sec={flows:.0}");
     let floor = bench_sql_floor(&options, &settings, args.runs).await?;
     println!("sql_floor_3step_runs_per_sec={floor:.0}");
-    let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs).await?;
+    let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs, false).await?;
     println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
     println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
     println!("engine_vs_apalis_workflow={:.2}", runs_per_sec / flows);
@@ -273,11 +286,11 @@ async fn effect(pool: &PgPool, run: uuid::Uuid, step: &str) -> Result<uuid::Uuid
     Ok(run)
 }
 
-async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize) -> anyhow::Result<(f64, f64)> {
+async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, plain: bool) -> anyhow::Result<(f64, f64)> {
     let observer = db::pool(options.clone(), 1).await?;
     let commits_before = xact_commit(&observer).await?;
     let pool = db::pool(options.clone(), 40).await?;
-    let engine = Engine::new(pool.clone(), Registry::new().register(selftest::Bench), s.clone());
+    let engine = Engine::new(pool.clone(), selftest::register(Registry::new()), s.clone());
 
     // Creation: one transaction per run, 32 at a time, as ingest would.
     let created = Arc::new(AtomicUsize::new(0));
@@ -286,7 +299,11 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize) 
             let (engine, created) = (engine.clone(), created.clone());
             tokio::spawn(async move {
                 while created.fetch_add(1, Ordering::Relaxed) < n {
-                    engine.start::<selftest::Bench>(&serde_json::json!({})).await.unwrap();
+                    if plain {
+                        engine.start::<selftest::Steps>(&serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
+                    } else {
+                        engine.start::<selftest::Bench>(&serde_json::json!({})).await.unwrap();
+                    }
                 }
             })
         })

@@ -14,8 +14,9 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    error::{Interrupt, StepError},
+    error::{Error, Interrupt, StepError},
     store::{self, StoredStep},
+    Engine,
 };
 
 /// Identity of the step being executed, handed to its body.
@@ -32,6 +33,7 @@ pub struct StepInfo {
 
 /// The durable context of one attempt of one run.
 pub struct RunCtx {
+    engine: Engine,
     pool: PgPool,
     run_id: Uuid,
     fence: i64,
@@ -41,13 +43,14 @@ pub struct RunCtx {
 
 impl RunCtx {
     pub(crate) fn new(
-        pool: PgPool,
+        engine: Engine,
         run_id: Uuid,
         fence: i64,
         steps: HashMap<String, StoredStep>,
     ) -> Self {
         Self {
-            pool,
+            pool: engine.pool().clone(),
+            engine,
             run_id,
             fence,
             steps,
@@ -96,11 +99,21 @@ impl RunCtx {
         let started = Utc::now();
         let value = body(self.info(name)).await?;
         let output = encode(name, &value)?;
-        let mut conn = self.pool.acquire().await?;
-        let kept = store::checkpoint_using(
-            &mut conn, self.run_id, self.fence, name, false, &output, started,
-        )
-        .await
+        // Grouped with other runs' checkpoints; alone if the group failed.
+        let checkpoint = || store::Checkpoint {
+            run_id: self.run_id,
+            fence: self.fence,
+            step: name.to_owned(),
+            output: output.clone(),
+            started_at: started,
+        };
+        let kept = match self.engine.checkpoints().submit(checkpoint()).await {
+            Err(Error::Batch(_)) => {
+                let mut conn = self.pool.acquire().await?;
+                store::checkpoint_using(&mut conn, self.run_id, self.fence, name, false, &output, started).await
+            }
+            kept => kept,
+        }
         .map_err(engine_error)?;
         self.remember(name, kept, output)?;
         Ok(value)

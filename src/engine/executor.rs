@@ -39,7 +39,7 @@ impl Engine {
             .get(&claimed.workflow)
             .cloned()
             .expect("claim only returns registered workflows");
-        let mut ctx = RunCtx::new(self.pool().clone(), claimed.id, claimed.fence, steps);
+        let mut ctx = RunCtx::new(self.clone(), claimed.id, claimed.fence, steps);
         let renewer = self.spawn_lease_renewer(claimed.id, claimed.fence);
         let started = std::time::Instant::now();
         let outcome = AssertUnwindSafe(flow.run(&mut ctx, input))

@@ -54,9 +54,11 @@ struct Inner {
     wake: wake::WakeSignals,
     /// `host-pid`: lease owner and attempt worker name of this process.
     node: String,
-    /// Group commit of claims and of unkeyed successes (started on first use).
+    /// Group commit of claims, unkeyed successes and plain steps' checkpoints
+    /// (started on first use).
     claims: OnceLock<batch::Batcher<WakeJob, store::FastClaim>>,
     successes: OnceLock<batch::Batcher<store::Success, bool>>,
+    checkpoints: OnceLock<batch::Batcher<store::Checkpoint, bool>>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
                 node,
                 claims: OnceLock::new(),
                 successes: OnceLock::new(),
+                checkpoints: OnceLock::new(),
             }),
         }
     }
@@ -117,6 +120,17 @@ impl Engine {
             batch::Batcher::spawn(BATCH_MAX, move |runs: Vec<store::Success>| {
                 let pool = pool.clone();
                 async move { store::succeed_batch(&pool, &runs).await }
+            })
+        })
+    }
+
+    /// Checkpoints completed plain steps in batches.
+    pub(crate) fn checkpoints(&self) -> &batch::Batcher<store::Checkpoint, bool> {
+        self.inner.checkpoints.get_or_init(|| {
+            let pool = self.pool().clone();
+            batch::Batcher::spawn(BATCH_MAX, move |steps: Vec<store::Checkpoint>| {
+                let pool = pool.clone();
+                async move { store::checkpoint_batch(&pool, &steps).await }
             })
         })
     }

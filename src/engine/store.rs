@@ -16,7 +16,9 @@ mod wake;
 
 pub use self::bulk::insert_unkeyed_runs_using;
 pub(crate) use self::bulk::release_node_runs_using;
-pub(crate) use self::fast::{claim_batch, claim_fast, succeed_batch, succeed_unkeyed, FastClaim, Success};
+pub(crate) use self::fast::{
+    checkpoint_batch, claim_batch, claim_fast, succeed_batch, succeed_unkeyed, Checkpoint, FastClaim, Success,
+};
 pub use self::wake::push_wake_using;
 pub(crate) use self::wake::{rewake_using, wake_next_of_key_using};
 pub use super::status::RunStatus;

@@ -1,8 +1,8 @@
 //! The hot path in as few statements as possible: claiming runs (one with
-//! `engine.claim_run`, many with `engine.claim_runs`) and ending unkeyed
-//! successes (one or many per statement). Everything rare (a held lease, a
-//! crashed attempt, keyed completions) stays in the transactional code of
-//! `executor.rs`.
+//! `engine.claim_run`, many with `engine.claim_runs`), checkpointing plain
+//! steps and ending unkeyed successes (one or many per statement).
+//! Everything rare (a held lease, a crashed attempt, keyed completions) stays
+//! in the transactional code of `executor.rs`.
 
 use std::collections::HashMap;
 
@@ -154,4 +154,46 @@ pub(crate) async fn succeed_batch(pool: &PgPool, runs: &[Success]) -> Result<Vec
     .fetch_all(pool)
     .await?;
     Ok(ids.iter().map(|id| kept.contains(id)).collect())
+}
+
+/// A plain step's checkpoint, as the grouped writer takes it.
+pub(crate) struct Checkpoint {
+    pub run_id: Uuid,
+    pub fence: i64,
+    pub step: String,
+    pub output: Value,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checkpoints completed plain steps of many runs in one statement, each under
+/// its run's fence; one answer per checkpoint (`false`: fence lost), in order.
+/// Runs are locked in id order, like grouped successes.
+pub(crate) async fn checkpoint_batch(pool: &PgPool, steps: &[Checkpoint]) -> Result<Vec<bool>> {
+    let ids: Vec<Uuid> = steps.iter().map(|c| c.run_id).collect();
+    let fences: Vec<i64> = steps.iter().map(|c| c.fence).collect();
+    let names: Vec<&str> = steps.iter().map(|c| c.step.as_str()).collect();
+    let outputs: Vec<&Value> = steps.iter().map(|c| &c.output).collect();
+    let started: Vec<chrono::DateTime<chrono::Utc>> = steps.iter().map(|c| c.started_at).collect();
+    let kept: Vec<(Uuid, String)> = sqlx::query_as(
+        "with given as (
+            select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[])
+                       as t(run_id, fence, step, output, started_at)),
+         fenced as (
+            select g.* from given g join engine.runs r on r.id = g.run_id and r.fence = g.fence
+             order by r.id for share of r)
+         insert into engine.run_steps (run_id, step, status, output, fence, started_at, finished_at)
+         select run_id, step, 'completed', output, fence, started_at, now() from fenced
+         on conflict (run_id, step) do update
+            set status = excluded.status, output = excluded.output, fence = excluded.fence,
+                finished_at = excluded.finished_at
+         returning run_id, step",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(&names)
+    .bind(&outputs)
+    .bind(&started)
+    .fetch_all(pool)
+    .await?;
+    Ok(steps.iter().map(|c| kept.iter().any(|(id, step)| *id == c.run_id && *step == c.step)).collect())
 }
