@@ -406,17 +406,15 @@ async fn a_transient_error_retries_with_capped_backoff_until_the_policy_is_exhau
 
 #[tokio::test]
 async fn transient_retries_back_off_instead_of_looping() {
-    // apalis re-fetches failed jobs immediately; the engine must not.
-    let policy = RetryPolicy {
-        max_attempts: 3,
-        base: Duration::from_secs(2),
-        cap: Duration::from_secs(2),
-        schedule: None,
-    };
+    // apalis re-fetches failed jobs immediately; the engine must not. An exact
+    // schedule, because full jitter may legitimately draw a delay near zero
+    // (and timers are exact now, no longer rounded up to whole seconds).
+    let policy = RetryPolicy::from_schedule(&[Duration::from_millis(600), Duration::from_millis(600)]);
     let (_db, _id, calls) = run_failing("transient", 100, policy, "failed").await;
     assert_eq!(calls.len(), 3);
-    let spread = calls[2] - calls[0];
-    assert!(spread >= Duration::from_millis(900), "retries came back too fast: {spread:?}");
+    for gap in calls.windows(2).map(|w| w[1] - w[0]) {
+        assert!(gap >= Duration::from_millis(590), "a retry came back too fast: {gap:?}");
+    }
 }
 
 #[tokio::test]
