@@ -106,9 +106,9 @@ impl Engine {
     pub(crate) fn claims(&self) -> &batch::Batcher<WakeJob, store::FastClaim> {
         self.inner.claims.get_or_init(|| {
             let (pool, owner, lease) = (self.pool().clone(), self.node().to_owned(), self.settings().lease);
-            batch::Batcher::spawn(BATCH_MAX, move |jobs| {
+            batch::Batcher::spawn(BATCH_MAX, move |jobs: Vec<WakeJob>| {
                 let (pool, owner) = (pool.clone(), owner.clone());
-                Box::pin(async move { store::claim_batch(&pool, jobs, &owner, lease).await })
+                async move { store::claim_batch(&pool, &jobs, &owner, lease).await }
             })
         })
     }
@@ -117,9 +117,9 @@ impl Engine {
     pub(crate) fn successes(&self) -> &batch::Batcher<store::Success, bool> {
         self.inner.successes.get_or_init(|| {
             let pool = self.pool().clone();
-            batch::Batcher::spawn(BATCH_MAX, move |runs| {
+            batch::Batcher::spawn(BATCH_MAX, move |runs: Vec<store::Success>| {
                 let pool = pool.clone();
-                Box::pin(async move { store::succeed_batch(&pool, runs).await })
+                async move { store::succeed_batch(&pool, &runs).await }
             })
         })
     }
@@ -128,9 +128,9 @@ impl Engine {
     pub(crate) fn checkpoints(&self) -> &batch::Batcher<store::Checkpoint, bool> {
         self.inner.checkpoints.get_or_init(|| {
             let pool = self.pool().clone();
-            batch::Batcher::spawn(BATCH_MAX, move |steps| {
+            batch::Batcher::spawn(BATCH_MAX, move |steps: Vec<store::Checkpoint>| {
                 let pool = pool.clone();
-                Box::pin(async move { store::checkpoint_batch(&pool, steps).await })
+                async move { store::checkpoint_batch(&pool, &steps).await }
             })
         })
     }
