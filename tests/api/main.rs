@@ -17,6 +17,7 @@ mod mercadopago;
 mod ops;
 mod outbound;
 mod payments;
+mod pool_cancellation;
 mod provider_mocks;
 mod quotes;
 mod sqlx_offline;
