@@ -4,8 +4,7 @@
 //! engine writes a batch of one at once, a busy one writes what queued up
 //! while the previous batch was in flight (as the ingest writer does).
 
-use std::future::Future;
-
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Error, Result};
@@ -17,28 +16,38 @@ pub(crate) struct Batcher<Req, Resp> {
     requests: mpsc::UnboundedSender<Request<Req, Resp>>,
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+impl<Req: Send + Sync + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     /// Spawns the task. `write` gets up to `max` requests and returns one
-    /// answer per request, in order. The task ends with the last handle.
-    pub(crate) fn spawn<F, Fut>(max: usize, write: F) -> Self
+    /// answer per request, in order. When the database refuses a group for
+    /// its values, each request is written alone, so one bad request fails
+    /// alone. The task ends with the last handle.
+    pub(crate) fn spawn<F>(max: usize, write: F) -> Self
     where
-        F: Fn(Vec<Req>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Vec<Resp>>> + Send,
+        F: for<'a> Fn(&'a [Req]) -> BoxFuture<'a, Result<Vec<Resp>>> + Send + 'static,
     {
         let (requests, mut queue) = mpsc::unbounded_channel::<Request<Req, Resp>>();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max);
             while queue.recv_many(&mut batch, max).await > 0 {
                 let (reqs, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                match write(reqs).await {
+                match write(&reqs).await {
                     Ok(answers) => {
                         debug_assert_eq!(answers.len(), replies.len(), "one answer per request");
                         for (reply, answer) in replies.into_iter().zip(answers) {
                             let _ = reply.send(Ok(answer));
                         }
                     }
+                    Err(Error::Database(e)) if reqs.len() > 1 && crate::db::refuses_values(&e) => {
+                        for (req, reply) in reqs.iter().zip(replies) {
+                            let answer = write(std::slice::from_ref(req)).await.and_then(|mut one| {
+                                one.pop().ok_or_else(|| Error::Batch("no answer for a request".into()))
+                            });
+                            let _ = reply.send(answer);
+                        }
+                    }
                     Err(e) => {
-                        // Each caller falls back to its own statement.
+                        // Not the requests' fault (the database is down, say):
+                        // every caller gets the same error.
                         let message = e.to_string();
                         for reply in replies {
                             let _ = reply.send(Err(Error::Batch(message.clone())));

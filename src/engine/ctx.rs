@@ -14,7 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    error::{Error, Interrupt, StepError},
+    error::{Interrupt, StepError},
     store::{self, StoredStep},
     Engine,
 };
@@ -99,22 +99,15 @@ impl RunCtx {
         let started = Utc::now();
         let value = body(self.info(name)).await?;
         let output = encode(name, &value)?;
-        // Grouped with other runs' checkpoints; alone if the group failed.
-        let checkpoint = || store::Checkpoint {
+        // Grouped with other runs' checkpoints.
+        let checkpoint = store::Checkpoint {
             run_id: self.run_id,
             fence: self.fence,
             step: name.to_owned(),
             output: output.clone(),
             started_at: started,
         };
-        let kept = match self.engine.checkpoints().submit(checkpoint()).await {
-            Err(Error::Batch(_)) => {
-                let mut conn = self.pool.acquire().await?;
-                store::checkpoint_using(&mut conn, self.run_id, self.fence, name, false, &output, started).await
-            }
-            kept => kept,
-        }
-        .map_err(engine_error)?;
+        let kept = self.engine.checkpoints().submit(checkpoint).await.map_err(engine_error)?;
         self.remember(name, kept, output)?;
         Ok(value)
     }

@@ -82,7 +82,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("queue: {0}")]
     Queue(#[from] apalis_postgres::Error),
-    /// A grouped write (see `batch.rs`) failed; its callers write alone instead.
+    /// A grouped write (see `batch.rs`) failed for a reason the whole group
+    /// shares (the database is down, say), or the batch writer stopped.
     #[error("grouped write: {0}")]
     Batch(String),
 }

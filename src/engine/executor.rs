@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     ctx::RunCtx,
-    error::{Error, Interrupt, Result, StepError},
+    error::{Interrupt, Result, StepError},
     store::{self, AttemptOutcome, ErrorRecord, RunStatus, WakeJob},
     Engine,
 };
@@ -64,11 +64,9 @@ impl Engine {
     /// busy; `claim_slow` when the lease is held elsewhere or a crash must be
     /// counted.
     async fn claim(&self, job: WakeJob, job_id: String) -> Result<Option<(Claimed, serde_json::Value, Steps)>> {
-        let fast = match self.claims().submit(job).await {
-            Ok(store::FastClaim::Alone) | Err(Error::Batch(_)) => {
-                store::claim_fast(self.pool(), job, self.node(), self.settings().lease).await?
-            }
-            claimed => claimed?,
+        let fast = match self.claims().submit(job).await? {
+            store::FastClaim::Alone => store::claim_fast(self.pool(), job, self.node(), self.settings().lease).await?,
+            claimed => claimed,
         };
         match fast {
             store::FastClaim::Claimed { workflow, key, input, fence, failures, steps } => {
@@ -160,12 +158,13 @@ impl Engine {
         if outcome.is_ok() && run.key.is_none() {
             // The common case, grouped with other runs' successes: run
             // succeeded, attempt closed.
-            let success =
-                || store::Success { id: run.id, fence: run.fence, failures: run.failures, job_id: run.job_id.clone() };
-            let kept = match self.successes().submit(success()).await {
-                Err(Error::Batch(_)) => store::succeed_unkeyed(self.pool(), success()).await?,
-                kept => kept?,
-            };
+            let kept = self.successes().submit(store::Success {
+                id: run.id,
+                fence: run.fence,
+                failures: run.failures,
+                job_id: run.job_id.clone(),
+            })
+            .await?;
             if kept {
                 return Ok(());
             }

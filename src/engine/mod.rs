@@ -106,9 +106,9 @@ impl Engine {
     pub(crate) fn claims(&self) -> &batch::Batcher<WakeJob, store::FastClaim> {
         self.inner.claims.get_or_init(|| {
             let (pool, owner, lease) = (self.pool().clone(), self.node().to_owned(), self.settings().lease);
-            batch::Batcher::spawn(BATCH_MAX, move |jobs: Vec<WakeJob>| {
+            batch::Batcher::spawn(BATCH_MAX, move |jobs| {
                 let (pool, owner) = (pool.clone(), owner.clone());
-                async move { store::claim_batch(&pool, &jobs, &owner, lease).await }
+                Box::pin(async move { store::claim_batch(&pool, jobs, &owner, lease).await })
             })
         })
     }
@@ -117,9 +117,9 @@ impl Engine {
     pub(crate) fn successes(&self) -> &batch::Batcher<store::Success, bool> {
         self.inner.successes.get_or_init(|| {
             let pool = self.pool().clone();
-            batch::Batcher::spawn(BATCH_MAX, move |runs: Vec<store::Success>| {
+            batch::Batcher::spawn(BATCH_MAX, move |runs| {
                 let pool = pool.clone();
-                async move { store::succeed_batch(&pool, &runs).await }
+                Box::pin(async move { store::succeed_batch(&pool, runs).await })
             })
         })
     }
@@ -128,9 +128,9 @@ impl Engine {
     pub(crate) fn checkpoints(&self) -> &batch::Batcher<store::Checkpoint, bool> {
         self.inner.checkpoints.get_or_init(|| {
             let pool = self.pool().clone();
-            batch::Batcher::spawn(BATCH_MAX, move |steps: Vec<store::Checkpoint>| {
+            batch::Batcher::spawn(BATCH_MAX, move |steps| {
                 let pool = pool.clone();
-                async move { store::checkpoint_batch(&pool, &steps).await }
+                Box::pin(async move { store::checkpoint_batch(&pool, steps).await })
             })
         })
     }

@@ -17,7 +17,7 @@ mod wake;
 pub use self::bulk::insert_unkeyed_runs_using;
 pub(crate) use self::bulk::release_node_runs_using;
 pub(crate) use self::fast::{
-    checkpoint_batch, claim_batch, claim_fast, succeed_batch, succeed_unkeyed, Checkpoint, FastClaim, Success,
+    checkpoint_batch, claim_batch, claim_fast, succeed_batch, Checkpoint, FastClaim, Success,
 };
 pub use self::wake::push_wake_using;
 pub(crate) use self::wake::{rewake_using, wake_next_of_key_using};

@@ -10,7 +10,7 @@
 
 use sqlx::PgPool;
 
-use super::{error::Result, store::rewake_using, Engine};
+use super::{error::Result, store::rewake_using, workflow::queue_name, Engine};
 
 /// Runs woken per pass at most; the next pass takes the rest.
 const PER_PASS: i64 = 500;
@@ -31,7 +31,7 @@ pub(crate) async fn sweep_stranded(pool: &PgPool, overdue: std::time::Duration) 
                    and o.status in ('pending', 'running', 'sleeping')))
             and not exists (
                 select 1 from apalis.jobs j
-                 where j.job_type = 'relevo.' || r.workflow -- queue_name()
+                 where j.job_type = $3 || r.workflow
                    and (j.status in ('Pending', 'Queued', 'Running')
                         or (j.status = 'Failed' and j.attempts < j.max_attempts))
                    and convert_from(j.job, 'UTF8')::jsonb ->> 'run_id' = r.id::text)
@@ -41,6 +41,8 @@ pub(crate) async fn sweep_stranded(pool: &PgPool, overdue: std::time::Duration) 
     )
     .bind(overdue.as_secs_f64())
     .bind(PER_PASS)
+    // Every queue is the workflow's name under one prefix.
+    .bind(queue_name(""))
     .fetch_all(&mut *tx)
     .await?;
     for (id, workflow) in &stranded {

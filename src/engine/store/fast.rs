@@ -115,13 +115,8 @@ pub(crate) struct Success {
     pub job_id: String,
 }
 
-/// Marks an unkeyed run succeeded, closes its attempt and deletes its queue
-/// job, in one statement. `false` if the fence was lost.
-pub(crate) async fn succeed_unkeyed(pool: &PgPool, run: Success) -> Result<bool> {
-    Ok(succeed_batch(pool, &[run]).await?[0])
-}
-
-/// `succeed_unkeyed` for many runs in one statement; one answer per run, in order.
+/// Marks unkeyed runs succeeded, closes their attempts and deletes their
+/// queue jobs, in one statement; one answer per run (`false`: fence lost), in order.
 pub(crate) async fn succeed_batch(pool: &PgPool, runs: &[Success]) -> Result<Vec<bool>> {
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
     let fences: Vec<i64> = runs.iter().map(|r| r.fence).collect();
