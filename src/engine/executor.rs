@@ -14,6 +14,9 @@ use super::{
     Engine,
 };
 
+/// The soonest a rate-limited run comes back.
+const RATE_LIMITED_MIN_DELAY: chrono::Duration = chrono::Duration::milliseconds(100);
+
 /// The run as claimed for this attempt.
 struct Claimed {
     id: Uuid,
@@ -315,7 +318,9 @@ fn settlement(
         }
         Err(StepError::RateLimited { retry_after, .. }) => Settlement::Reschedule {
             status: RunStatus::Pending,
-            at: (*retry_after).max(now),
+            // A rate limit burns no attempt, so a `retry_after` in the past
+            // would loop as fast as the database answers.
+            at: (*retry_after).max(now + RATE_LIMITED_MIN_DELAY),
             failures,
             attempt: AttemptOutcome::RateLimited,
         },
@@ -385,7 +390,10 @@ mod tests {
             Settlement::Reschedule { status: RunStatus::Pending, at: later, failures: 1, attempt: AttemptOutcome::RateLimited }
         );
         let past = decide(Err(StepError::rate_limited(now() - chrono::Duration::seconds(5), "429")), 0);
-        assert!(matches!(past, Settlement::Reschedule { at, .. } if at == now()), "never in the past: {past:?}");
+        assert!(
+            matches!(past, Settlement::Reschedule { at, .. } if at == now() + RATE_LIMITED_MIN_DELAY),
+            "never in the past, and never a busy loop: {past:?}"
+        );
         let sleep = decide(Err(Interrupt::Sleep { until: later }.into()), 1);
         assert_eq!(
             sleep,

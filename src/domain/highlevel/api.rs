@@ -104,7 +104,7 @@ impl HighLevel {
             }
             Slot::Full(wait) => Err(CallError::RateLimited {
                 location: location.to_owned(),
-                until: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                until: Utc::now() + chrono::Duration::from_std(rate_limit::spread(wait)).unwrap_or_default(),
             }),
         }
     }

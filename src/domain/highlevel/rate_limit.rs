@@ -36,6 +36,15 @@ pub async fn take(pool: &PgPool, location: &str, limit: RateLimit) -> sqlx::Resu
     Ok(if row.granted { Slot::Reserved(wait) } else { Slot::Full(wait) })
 }
 
+/// When a run refused a slot comes back: `wait` is the earliest moment one
+/// slot frees up, and every waiting run hears the same `wait`. Coming back
+/// together, all but one would be refused again, round after round; spread
+/// over the reservation window instead, they come back about as fast as
+/// slots free up.
+pub fn spread(wait: Duration) -> Duration {
+    wait + MAX_WAIT.mul_f64(rand::random::<f64>())
+}
+
 /// HighLevel answered 429: nothing goes out for the location before `for_ms`
 /// from now, not even requests whose slot was already reserved.
 pub async fn pause(pool: &PgPool, location: &str, for_ms: i64) -> sqlx::Result<()> {
