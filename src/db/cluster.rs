@@ -168,12 +168,9 @@ impl PrivateCluster {
 
     fn pg_start(&self, options: &Options) -> Result<(), Error> {
         let log = self.data.join("server.log");
-        // Autovacuum looks at each database every 5 s instead of every minute:
-        // the queue's own trigger (migration 13) then fires within seconds
-        // while a backlog drains. Set at start, so existing clusters get it too.
-        let mut opts = String::from("-c autovacuum_naptime=5s");
+        let mut opts = String::new();
         if options.unsafe_fast {
-            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+            opts.push_str("-c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let log = log.to_string_lossy().into_owned();
         self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &opts])
