@@ -1,7 +1,7 @@
 //! A future dropped while its `BEGIN` is in flight (a client that hangs up, a
 //! timeout, a worker stopping) must not hand the next borrower of that pooled
 //! connection a transaction nobody will commit: its writes would hold their
-//! locks and vanish. sqlx-postgres 0.9.0 did exactly that (launchbadge/sqlx
+//! locks and vanish. sqlx-postgres 0.9.0 did exactly that (sqlx issue
 //! #4393); `vendor/sqlx-postgres` carries the fix until a release has it.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
