@@ -100,9 +100,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     if args.plain_steps {
-        let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs, true).await?;
-        println!("engine_3plain_step_runs_per_sec={runs_per_sec:.0}");
-        println!("commits_per_run={commits_per_run:.1}");
+        let engine = bench_engine(&options, &settings, args.runs, true).await?;
+        println!("engine_3plain_step_runs_per_sec={:.0}", engine.runs_per_sec);
+        println!("commits_per_run={:.1}", engine.commits_per_run);
+        println!("write_commits_per_run={:.2}", engine.write_commits_per_run);
         if let Some(cluster) = cluster {
             cluster.stop()?;
         }
@@ -114,12 +115,14 @@ async fn main() -> anyhow::Result<()> {
     println!("apalis_workflow_3step_flows_per_sec={flows:.0}");
     let floor = bench_sql_floor(&options, &settings, args.runs).await?;
     println!("sql_floor_3step_runs_per_sec={floor:.0}");
-    let (runs_per_sec, commits_per_run) = bench_engine(&options, &settings, args.runs, false).await?;
+    let engine = bench_engine(&options, &settings, args.runs, false).await?;
+    let runs_per_sec = engine.runs_per_sec;
     println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
     println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
     println!("engine_vs_apalis_workflow={:.2}", runs_per_sec / flows);
     println!("engine_vs_sql_floor={:.2}", runs_per_sec / floor);
-    println!("commits_per_run={commits_per_run:.1}");
+    println!("commits_per_run={:.1}", engine.commits_per_run);
+    println!("write_commits_per_run={:.2}", engine.write_commits_per_run);
     if args.latency_seconds > 0 {
         let (p50, p99) = bench_latency(&options, &settings, args.rate, args.latency_seconds).await?;
         println!("latency_workload: {} runs/s for {} s", args.rate, args.latency_seconds);
@@ -286,9 +289,19 @@ async fn effect(pool: &PgPool, run: uuid::Uuid, step: &str) -> Result<uuid::Uuid
     Ok(run)
 }
 
-async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, plain: bool) -> anyhow::Result<(f64, f64)> {
+/// What the engine phase measured.
+struct EngineFigures {
+    runs_per_sec: f64,
+    /// Every committed transaction (`pg_stat_database.xact_commit`), read-only ones included.
+    commits_per_run: f64,
+    /// Transactions that wrote (transaction ids assigned): the commits that reach the WAL.
+    write_commits_per_run: f64,
+}
+
+async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, plain: bool) -> anyhow::Result<EngineFigures> {
     let observer = db::pool(options.clone(), 1).await?;
     let commits_before = xact_commit(&observer).await?;
+    let xids_before = next_xid(&observer).await?;
     let pool = db::pool(options.clone(), 40).await?;
     let engine = Engine::new(pool.clone(), selftest::register(Registry::new()), s.clone());
 
@@ -331,10 +344,20 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
     // Backends flush their statistics when they exit.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let commits = xact_commit(&observer).await? - commits_before - polls as i64 - 1;
+    let write_commits = next_xid(&observer).await? - xids_before;
     let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&observer).await?;
     anyhow::ensure!(rows as usize == 3 * n, "expected {} step rows, found {rows}", 3 * n);
     observer.close().await;
-    Ok((n as f64 / elapsed.as_secs_f64(), commits as f64 / n as f64))
+    Ok(EngineFigures {
+        runs_per_sec: n as f64 / elapsed.as_secs_f64(),
+        commits_per_run: commits as f64 / n as f64,
+        write_commits_per_run: write_commits as f64 / n as f64,
+    })
+}
+
+/// The next transaction id Postgres will assign (read without taking one).
+async fn next_xid(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("select pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetch_one(pool).await?)
 }
 
 /// Runs created at a steady `rate` for `seconds` while the workers execute
