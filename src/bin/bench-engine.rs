@@ -7,8 +7,9 @@
 //! row as the engine's), N flows started before the worker, timed from the
 //! worker's start to the last step's ack. Engine: N runs of `selftest.bench` (three database steps, each
 //! writing one row with its checkpoint), each created in its own transaction
-//! as a webhook would. Prints jobs/s, runs/s, and Postgres commits per run
-//! (`pg_stat_database.xact_commit` deltas, creation included).
+//! as a webhook would. Prints jobs/s, runs/s, and Postgres commits per run,
+//! creation included: every commit (`pg_stat_database.xact_commit` deltas,
+//! read-only transactions too) and those that wrote (transaction ids assigned).
 //!
 //! Floor: the same three steps' SQL (effect and checkpoint rows, one
 //! transaction per step) sent straight from `concurrency` tasks, with no
