@@ -164,6 +164,7 @@ async fn bench_apalis_noop(options: &PgConnectOptions, s: &EngineSettings, n: us
             done.fetch_add(1, Ordering::Relaxed);
             Ok::<_, BoxDynError>(())
         });
+    let cpu = cpu_ms();
     let started = Instant::now();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(worker.run_until(async move {
@@ -174,6 +175,7 @@ async fn bench_apalis_noop(options: &PgConnectOptions, s: &EngineSettings, n: us
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
+    print_cpu("apalis_noop", cpu, n);
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
     pool.close().await;
@@ -206,6 +208,7 @@ async fn bench_apalis_workflow(options: &PgConnectOptions, s: &EngineSettings, n
         .data(pool.clone())
         .concurrency(s.concurrency)
         .build(flow);
+    let cpu = cpu_ms();
     let started = Instant::now();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(worker.run_until(async move {
@@ -223,6 +226,7 @@ async fn bench_apalis_workflow(options: &PgConnectOptions, s: &EngineSettings, n
         }
     }
     let elapsed = started.elapsed();
+    print_cpu("apalis_workflow", cpu, n);
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
     let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&pool).await?;
@@ -245,6 +249,7 @@ async fn bench_sql_floor(options: &PgConnectOptions, s: &EngineSettings, n: usiz
     .await?;
     sqlx::query("truncate selftest.floor_steps").execute(&pool).await?;
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu = cpu_ms();
     let started = Instant::now();
     let tasks: Vec<_> = (0..s.concurrency)
         .map(|_| {
@@ -275,6 +280,7 @@ async fn bench_sql_floor(options: &PgConnectOptions, s: &EngineSettings, n: usiz
         task.await??;
     }
     let elapsed = started.elapsed();
+    print_cpu("sql_floor", cpu, n);
     sqlx::query("truncate selftest.effects, selftest.floor_steps").execute(&pool).await?;
     pool.close().await;
     Ok(n as f64 / elapsed.as_secs_f64())
@@ -326,6 +332,7 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
         c.await?;
     }
 
+    let cpu = cpu_ms();
     let started = Instant::now();
     let workers = Workers::start(engine.clone());
     let mut polls = 0u64;
@@ -340,6 +347,7 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
         }
     }
     let elapsed = started.elapsed();
+    print_cpu("engine", cpu, n);
     workers.shutdown().await;
     pool.close().await;
     // Backends flush their statistics when they exit.
@@ -354,6 +362,45 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
         commits_per_run: commits as f64 / n as f64,
         write_commits_per_run: write_commits as f64 / n as f64,
     })
+}
+
+/// CPU time used so far, in ms: this process, and every `postgres` process on
+/// the machine (the postmaster's reaped children included, so backends that
+/// exited still count). Linux only; `None` elsewhere.
+#[derive(Clone, Copy)]
+struct CpuMs {
+    client: f64,
+    db: f64,
+}
+
+fn cpu_ms() -> Option<CpuMs> {
+    // utime, stime, cutime, cstime: fields 14-17 of /proc/PID/stat, in clock ticks.
+    fn times(stat: &str) -> Option<(String, [u64; 4])> {
+        let (head, rest) = stat.rsplit_once(") ")?;
+        let comm = head.split_once(" (")?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse().ok());
+        Some((comm, [t(11)?, t(12)?, t(13)?, t(14)?]))
+    }
+    let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (_, me) = times(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let mut db = 0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        if let Some((comm, t)) = std::fs::read_to_string(entry.path().join("stat")).ok().as_deref().and_then(times) {
+            if comm == "postgres" {
+                db += t.iter().sum::<u64>();
+            }
+        }
+    }
+    Some(CpuMs { client: (me[0] + me[1]) as f64 * tick_ms, db: db as f64 * tick_ms })
+}
+
+/// Prints the CPU `phase` used per run since `before`.
+fn print_cpu(phase: &str, before: Option<CpuMs>, runs: usize) {
+    if let (Some(before), Some(after)) = (before, cpu_ms()) {
+        println!("{phase}_db_cpu_ms_per_run={:.3}", (after.db - before.db) / runs as f64);
+        println!("{phase}_client_cpu_ms_per_run={:.3}", (after.client - before.client) / runs as f64);
+    }
 }
 
 /// The next transaction id Postgres will assign (read without taking one).
