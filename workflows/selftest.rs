@@ -102,15 +102,23 @@ async fn switched_on(pool: &sqlx::PgPool) -> Result<bool, StepError> {
 }
 
 /// `selftest.bench`: three database steps, each writing one row together with
-/// its checkpoint (the `just bench-engine` workload).
+/// its checkpoint (the `just bench-engine` workload); `steps` takes fewer, so
+/// the bench can tell a run's fixed cost from a step's.
 pub struct Bench;
+
+#[derive(Serialize, Deserialize)]
+pub struct BenchInput {
+    /// How many of the three steps to run (more counts as three).
+    #[serde(default = "three")]
+    pub steps: u32,
+}
 
 impl Workflow for Bench {
     const NAME: &'static str = "selftest.bench";
-    type Input = serde_json::Value;
+    type Input = BenchInput;
 
-    async fn run(&self, ctx: &mut RunCtx, _input: serde_json::Value) -> Result<(), StepError> {
-        for step in ["one", "two", "three"] {
+    async fn run(&self, ctx: &mut RunCtx, input: BenchInput) -> Result<(), StepError> {
+        for step in ["one", "two", "three"].into_iter().take(input.steps as usize) {
             ctx.tx_step(step, |tx, info| {
                 Box::pin(async move {
                     sqlx::query("insert into selftest.effects (run_id, step) values ($1, $2)")

@@ -16,6 +16,12 @@
 //! queue, claim or status: `engine_vs_sql_floor=` says how much of what the
 //! database can do here the engine keeps.
 //!
+//! CPU: each phase also prints the CPU it used per run (`*_db_cpu_ms_per_run`:
+//! every `postgres` process, exited backends included; `*_client_cpu_ms_per_run`:
+//! this process). Both sides share the machine's two cores, so where the
+//! engine's throughput goes is where its CPU goes. `--steps 0..3` runs the
+//! engine phase alone with fewer steps, to tell a run's fixed cost from a step's.
+//!
 //! Latency: runs created at a steady `--rate` per second for `--latency-seconds`
 //! while the workers run; prints the median and 99th percentile from creation
 //! to `succeeded` (`run_p50_ms=`, `run_p99_ms=`).
@@ -57,6 +63,10 @@ struct Args {
     /// writing its effect outside its checkpoint) instead of three `tx_step`s.
     #[arg(long)]
     plain_steps: bool,
+    /// Engine phase only, with `selftest.bench` doing this many of its three
+    /// `tx_step`s (0 measures what a run costs besides its steps).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3), conflicts_with = "plain_steps")]
+    steps: Option<u32>,
     /// Worker poll interval in ms (the engine's default when unset).
     #[arg(long)]
     poll_ms: Option<u64>,
@@ -100,9 +110,14 @@ async fn main() -> anyhow::Result<()> {
         args.runs, settings.concurrency, settings.batch_size
     );
 
-    if args.plain_steps {
-        let engine = bench_engine(&options, &settings, args.runs, true).await?;
-        println!("engine_3plain_step_runs_per_sec={:.0}", engine.runs_per_sec);
+    let engine_only = match (args.plain_steps, args.steps) {
+        (true, _) => Some((Workload::PlainSteps, "engine_3plain_step_runs_per_sec".to_owned())),
+        (false, Some(steps)) => Some((Workload::TxSteps(steps), format!("engine_{steps}step_runs_per_sec"))),
+        (false, None) => None,
+    };
+    if let Some((workload, figure)) = engine_only {
+        let engine = bench_engine(&options, &settings, args.runs, workload).await?;
+        println!("{figure}={:.0}", engine.runs_per_sec);
         println!("commits_per_run={:.1}", engine.commits_per_run);
         println!("write_commits_per_run={:.2}", engine.write_commits_per_run);
         if let Some(cluster) = cluster {
@@ -116,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     println!("apalis_workflow_3step_flows_per_sec={flows:.0}");
     let floor = bench_sql_floor(&options, &settings, args.runs).await?;
     println!("sql_floor_3step_runs_per_sec={floor:.0}");
-    let engine = bench_engine(&options, &settings, args.runs, false).await?;
+    let engine = bench_engine(&options, &settings, args.runs, Workload::TxSteps(3)).await?;
     let runs_per_sec = engine.runs_per_sec;
     println!("engine_3step_runs_per_sec={runs_per_sec:.0}");
     println!("engine_vs_apalis={:.2}", runs_per_sec / baseline);
@@ -305,7 +320,25 @@ struct EngineFigures {
     write_commits_per_run: f64,
 }
 
-async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, plain: bool) -> anyhow::Result<EngineFigures> {
+/// What each engine run does.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// `selftest.bench`: this many `tx_step`s.
+    TxSteps(u32),
+    /// `selftest.steps`: three plain steps.
+    PlainSteps,
+}
+
+impl Workload {
+    fn effects_per_run(self) -> usize {
+        match self {
+            Workload::TxSteps(steps) => steps as usize,
+            Workload::PlainSteps => 3,
+        }
+    }
+}
+
+async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, workload: Workload) -> anyhow::Result<EngineFigures> {
     let observer = db::pool(options.clone(), 1).await?;
     let commits_before = xact_commit(&observer).await?;
     let xids_before = next_xid(&observer).await?;
@@ -319,10 +352,13 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
             let (engine, created) = (engine.clone(), created.clone());
             tokio::spawn(async move {
                 while created.fetch_add(1, Ordering::Relaxed) < n {
-                    if plain {
-                        engine.start::<selftest::Steps>(&serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
-                    } else {
-                        engine.start::<selftest::Bench>(&serde_json::json!({})).await.unwrap();
+                    match workload {
+                        Workload::PlainSteps => {
+                            engine.start::<selftest::Steps>(&serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
+                        }
+                        Workload::TxSteps(steps) => {
+                            engine.start::<selftest::Bench>(&selftest::BenchInput { steps }).await.unwrap();
+                        }
                     }
                 }
             })
@@ -355,7 +391,8 @@ async fn bench_engine(options: &PgConnectOptions, s: &EngineSettings, n: usize, 
     let commits = xact_commit(&observer).await? - commits_before - polls as i64 - 1;
     let write_commits = next_xid(&observer).await? - xids_before;
     let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&observer).await?;
-    anyhow::ensure!(rows as usize == 3 * n, "expected {} step rows, found {rows}", 3 * n);
+    let expected = workload.effects_per_run() * n;
+    anyhow::ensure!(rows as usize == expected, "expected {expected} step rows, found {rows}");
     observer.close().await;
     Ok(EngineFigures {
         runs_per_sec: n as f64 / elapsed.as_secs_f64(),
@@ -422,7 +459,7 @@ async fn bench_latency(options: &PgConnectOptions, s: &EngineSettings, rate: u64
     for _ in 0..total {
         ticker.tick().await;
         let engine = engine.clone();
-        creations.spawn(async move { engine.start::<selftest::Bench>(&serde_json::json!({})).await });
+        creations.spawn(async move { engine.start::<selftest::Bench>(&selftest::BenchInput { steps: 3 }).await });
     }
     while let Some(created) = creations.join_next().await {
         created??;
