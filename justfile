@@ -20,6 +20,10 @@ bench-engine runs="10000":
 bench-engine-plain runs="10000":
     cargo run --release --bin bench-engine -- --runs {{runs}} --plain-steps
 
+# Engine phase only, with 0-3 tx_steps per run (0: what a run costs besides its steps); prints CPU per run.
+bench-engine-steps steps="0" runs="10000":
+    cargo run --release --bin bench-engine -- --runs {{runs}} --steps {{steps}}
+
 # Ingest throughput: signed Stripe webhooks (1 in 20 repeated) at 32 connections, API-only node then full node, vs pgbench doing the same inserts.
 bench-ingest seconds="10":
     cargo build --release --bin relevo --bin bench-ingest

@@ -411,25 +411,51 @@ struct CpuMs {
 }
 
 fn cpu_ms() -> Option<CpuMs> {
-    // utime, stime, cutime, cstime: fields 14-17 of /proc/PID/stat, in clock ticks.
-    fn times(stat: &str) -> Option<(String, [u64; 4])> {
-        let (head, rest) = stat.rsplit_once(") ")?;
-        let comm = head.split_once(" (")?.1.to_owned();
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let t = |i: usize| f.get(i).and_then(|v| v.parse().ok());
-        Some((comm, [t(11)?, t(12)?, t(13)?, t(14)?]))
-    }
+    // SAFETY: sysconf only reads a configuration value.
     let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (_, me) = times(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
-    let mut db = 0;
+    let (_, me) = proc_times(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    // A backend reaped between reading it and reading the postmaster counts
+    // twice (or not at all): read until the set of processes holds still.
+    let mut last = postgres_ticks()?;
+    for _ in 0..20 {
+        let now = postgres_ticks()?;
+        if now.0 == last.0 {
+            return Some(CpuMs { client: (me[0] + me[1]) as f64 * tick_ms, db: now.1 as f64 * tick_ms });
+        }
+        last = now;
+    }
+    None
+}
+
+/// The pids of every `postgres` process and their CPU ticks, reaped children included.
+fn postgres_ticks() -> Option<(Vec<u32>, u64)> {
+    let mut pids = Vec::new();
+    let mut ticks = 0;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        if let Some((comm, t)) = std::fs::read_to_string(entry.path().join("stat")).ok().as_deref().and_then(times) {
-            if comm == "postgres" {
-                db += t.iter().sum::<u64>();
-            }
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some(("postgres", t)) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .as_deref()
+            .and_then(proc_times)
+            .as_ref()
+            .map(|(comm, t)| (comm.as_str(), t))
+        {
+            pids.push(pid);
+            ticks += t.iter().sum::<u64>();
         }
     }
-    Some(CpuMs { client: (me[0] + me[1]) as f64 * tick_ms, db: db as f64 * tick_ms })
+    pids.sort_unstable();
+    Some((pids, ticks))
+}
+
+/// A process's name and its utime, stime, cutime, cstime (fields 14-17 of
+/// /proc/PID/stat, in clock ticks).
+fn proc_times(stat: &str) -> Option<(String, [u64; 4])> {
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_owned();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse().ok());
+    Some((comm, [t(11)?, t(12)?, t(13)?, t(14)?]))
 }
 
 /// Prints the CPU `phase` used per run since `before`.
