@@ -47,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("vacuum analyze").execute(&setup).await?;
 
     // Baseline first: pgbench, same rows per transaction, 32 clients.
-    let tps = pgbench(&cluster, args.clients, args.seconds)?;
+    let pgbench = pgbench(&cluster, args.clients, args.seconds)?;
+    let tps = pgbench.tps;
     sqlx::query("truncate inbound_events, engine.runs cascade").execute(&setup).await?;
     sqlx::query("delete from apalis.jobs").execute(&setup).await?;
     sqlx::query("vacuum analyze").execute(&setup).await?;
@@ -62,11 +63,18 @@ async fn main() -> anyhow::Result<()> {
     // the webhooks start while it acknowledges more.
     let full = drive(&cluster, &args, true).await?;
     let full = full.checked(&setup).await?;
+    // Acks come first (`Engine::foreground`): how far execution kept up meanwhile.
+    let (runs, succeeded): (i64, i64) =
+        sqlx::query_as("select count(*), count(*) filter (where status = 'succeeded') from engine.runs")
+            .fetch_one(&setup)
+            .await?;
     setup.close().await;
     cluster.stop()?;
 
     println!("clients={} seconds={} fsync=on duplicates=1/{DUPLICATE_EVERY}", args.clients, args.seconds);
     println!("pgbench_tps={tps:.0}");
+    println!("pgbench_p50_ms={:.2}", pgbench.p50_ms);
+    println!("pgbench_p99_ms={:.2}", pgbench.p99_ms);
     println!("api_only: accepted={} errors={} stored_check=ok", api_only.unique, api_only.errors);
     println!("accepted_per_sec={:.0}", api_only.rate);
     println!("api_only_ack_p50_ms={:.2}", api_only.p50_ms);
@@ -76,7 +84,9 @@ async fn main() -> anyhow::Result<()> {
     println!("full_node_accepted_per_sec={:.0}", full.rate);
     println!("ack_p50_ms={:.2}", full.p50_ms);
     println!("ack_p99_ms={:.2}", full.p99_ms);
+    println!("ack_p99_vs_pgbench_p99={:.2}", full.p99_ms / pgbench.p99_ms);
     println!("ingest_full_node_vs_pgbench={:.2}", full.rate / tps);
+    println!("full_node_runs_succeeded={succeeded} of {runs}");
     Ok(())
 }
 
@@ -210,9 +220,18 @@ fn event_body(id: &str) -> String {
     .to_string()
 }
 
+/// What pgbench measured: its rate, and the latency of its transactions
+/// (the same closed loop of 32 clients as the webhooks, so the tail the
+/// machine and the database give any client here).
+struct Pgbench {
+    tps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
 /// Runs pgbench with one transaction per webhook: the event row (same body
 /// size), its run, and its queue job (same tables, indexes and trigger).
-fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Result<Pgbench> {
     let body = event_body("evt_pgbench").replace('\'', "''");
     let script = format!(
         "BEGIN;\n\
@@ -225,12 +244,15 @@ fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Re
            VALUES (gen_random_uuid()::text, 'relevo.pgbench', '\\x7b7d', 'Pending', 0, 25, now(), 0);\n\
          END;\n"
     );
-    let path = std::env::temp_dir().join(format!("relevo-pgbench-{}.sql", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("relevo-pgbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("script.sql");
     std::fs::write(&path, script)?;
     let bin = ["/usr/bin/pgbench"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("pgbench");
     let out = std::process::Command::new(bin)
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-l", "-f"])
         .arg(&path)
+        .arg(format!("--log-prefix={}", dir.join("log").display()))
         .args(["-h"])
         .arg(cluster.socket_dir())
         .args(["-U", "relevo", "bench_ingest"])
@@ -243,5 +265,18 @@ fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Re
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
-    Ok(tps)
+    // One log line per transaction: client, transaction, latency in µs, ...
+    let mut latencies_us: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("log.") {
+            let log = std::fs::read_to_string(entry.path())?;
+            latencies_us.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    anyhow::ensure!(!latencies_us.is_empty(), "pgbench wrote no transaction log");
+    latencies_us.sort_unstable();
+    // The same percentile as the webhooks' (`Drive::checked`).
+    let at = |q: f64| latencies_us[((latencies_us.len() as f64 * q) as usize).min(latencies_us.len() - 1)] as f64 / 1000.0;
+    Ok(Pgbench { tps, p50_ms: at(0.50), p99_ms: at(0.99) })
 }

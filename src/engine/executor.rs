@@ -34,6 +34,8 @@ impl Engine {
     /// Handles one queue job. Returns `Err` only when the database failed; every
     /// workflow outcome is recorded in the run itself.
     pub(crate) async fn execute(&self, job: WakeJob, job_id: String) -> Result<()> {
+        // Before the claim, so a waiting attempt holds no lease.
+        let _slot = self.admit_attempt().await;
         let Some((claimed, input, steps)) = self.claim(job, job_id).await? else {
             return Ok(());
         };

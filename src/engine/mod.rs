@@ -11,6 +11,7 @@ mod batch;
 mod ctx;
 mod error;
 mod executor;
+mod priority;
 pub mod ops;
 pub mod retention;
 mod retry;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 pub use ctx::{RunCtx, StepInfo};
 pub use error::{Error, Interrupt, Result, StepError};
+pub use priority::Foreground;
 pub use retry::RetryPolicy;
 pub use store::{RunStatus, WakeJob};
 pub use worker::Workers;
@@ -39,6 +41,9 @@ use crate::config::EngineSettings;
 
 /// The most writes one grouped statement carries.
 const BATCH_MAX: usize = 64;
+/// While webhooks are being stored, run attempts start in at most
+/// `concurrency / FOREGROUND_SHARE` slots (see `foreground`).
+const FOREGROUND_SHARE: usize = 4;
 
 /// Handle to the engine: cheap to clone, shared by HTTP handlers and workers.
 #[derive(Clone)]
@@ -59,6 +64,8 @@ struct Inner {
     claims: OnceLock<batch::Batcher<WakeJob, store::FastClaim>>,
     successes: OnceLock<batch::Batcher<store::Success, bool>>,
     checkpoints: OnceLock<batch::Batcher<store::Checkpoint, bool>>,
+    /// Webhook acknowledgements before run execution (see `priority.rs`).
+    priority: Arc<priority::Priority>,
 }
 
 impl Engine {
@@ -68,6 +75,7 @@ impl Engine {
             .unwrap_or_else(|_| "relevo".into());
         let node = format!("{host}-{}-{}", std::process::id(), &Uuid::now_v7().simple().to_string()[24..]);
         let wake = wake::WakeSignals::new(registry.names().map(queue_name));
+        let priority = priority::Priority::new(settings.concurrency / FOREGROUND_SHARE);
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -78,6 +86,7 @@ impl Engine {
                 claims: OnceLock::new(),
                 successes: OnceLock::new(),
                 checkpoints: OnceLock::new(),
+                priority,
             }),
         }
     }
@@ -96,6 +105,19 @@ impl Engine {
 
     pub fn node(&self) -> &str {
         &self.inner.node
+    }
+
+    /// Held while a webhook is being stored: until every such guard drops,
+    /// at most a quarter of the worker concurrency of run attempts (at least
+    /// one) may start on this node, so acknowledgements do not wait behind
+    /// execution. Attempts already running go on.
+    pub fn foreground(&self) -> Foreground {
+        self.inner.priority.foreground()
+    }
+
+    /// Waits until a run attempt may start (see `foreground`).
+    pub(crate) async fn admit_attempt(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.priority.admit().await
     }
 
     pub(crate) fn wake_signals(&self) -> &wake::WakeSignals {

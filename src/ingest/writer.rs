@@ -35,6 +35,8 @@ struct Job {
 #[derive(Clone)]
 pub struct IngestWriter {
     jobs: mpsc::Sender<Job>,
+    /// Run attempts yield to webhooks being stored (`Engine::foreground`).
+    engine: Engine,
 }
 
 impl IngestWriter {
@@ -67,12 +69,13 @@ impl IngestWriter {
                 }
             });
         }
-        Self { jobs }
+        Self { jobs, engine }
     }
 
     /// Stores `events` durably (with their runs); for each, whether it was new
     /// (`false` = duplicate). Returns only after the commit.
     pub async fn submit(&self, events: Vec<NewEvent>) -> Result<Vec<bool>, IngestError> {
+        let _foreground = self.engine.foreground();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { events, reply })
