@@ -41,9 +41,10 @@ use crate::config::EngineSettings;
 
 /// The most writes one grouped statement carries.
 const BATCH_MAX: usize = 64;
-/// While webhooks are being stored, run attempts start in at most
-/// `concurrency / FOREGROUND_SHARE` slots (see `foreground`).
+/// While at least `INGEST_PRESSURE` webhooks are being stored at once, run
+/// attempts start in at most `concurrency / FOREGROUND_SHARE` slots (see `foreground`).
 const FOREGROUND_SHARE: usize = 4;
+const INGEST_PRESSURE: usize = 4;
 
 /// Handle to the engine: cheap to clone, shared by HTTP handlers and workers.
 #[derive(Clone)]
@@ -75,7 +76,7 @@ impl Engine {
             .unwrap_or_else(|_| "relevo".into());
         let node = format!("{host}-{}-{}", std::process::id(), &Uuid::now_v7().simple().to_string()[24..]);
         let wake = wake::WakeSignals::new(registry.names().map(queue_name));
-        let priority = priority::Priority::new(settings.concurrency / FOREGROUND_SHARE);
+        let priority = priority::Priority::new(settings.concurrency / FOREGROUND_SHARE, INGEST_PRESSURE);
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -107,10 +108,10 @@ impl Engine {
         &self.inner.node
     }
 
-    /// Held while a webhook is being stored: until every such guard drops,
-    /// at most a quarter of the worker concurrency of run attempts (at least
-    /// one) may start on this node, so acknowledgements do not wait behind
-    /// execution. Attempts already running go on.
+    /// Held while a webhook is being stored: while four or more are held at
+    /// once, at most a quarter of the worker concurrency of run attempts (at
+    /// least one) may start on this node, so acknowledgements do not wait
+    /// behind execution. Attempts already running go on.
     pub fn foreground(&self) -> Foreground {
         self.inner.priority.foreground()
     }
