@@ -5,8 +5,11 @@
 //! sides: an API-only node (`RELEVO_RUN_WORKERS=0`, the same work as
 //! pgbench: `ingest_vs_pgbench=`), then a node as `cargo run --release` starts
 //! it, executing the runs the webhooks start while acknowledging more
-//! (`ingest_full_node_vs_pgbench=`, `ack_p99_ms=`). One request in 20 repeats
-//! the previous event, as a provider retrying would.
+//! (`ingest_full_node_vs_pgbench=`, `ack_p99_ms=`, and how many of its runs
+//! it finished meanwhile: `full_node_runs_succeeded=`). pgbench's own
+//! transaction latency (`pgbench_p99_ms=`, from its per-transaction log) is the
+//! baseline for the acks' tail (`ack_p99_vs_pgbench_p99=`). One request in 20
+//! repeats the previous event, as a provider retrying would.
 
 use std::{
     path::PathBuf,
