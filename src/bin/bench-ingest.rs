@@ -129,11 +129,8 @@ impl Drive {
         .await?;
         anyhow::ensure!(stored as usize == self.accepted.len(), "{} accepted but {stored} stored", self.accepted.len());
         self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1));
-            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        Ok(Figures { unique: self.accepted.len(), errors: self.errors, rate, p50_ms: pct(0.50), p99_ms: pct(0.99) })
+        let (p50_ms, p99_ms) = (percentile_ms(&self.latencies, 0.50), percentile_ms(&self.latencies, 0.99));
+        Ok(Figures { unique: self.accepted.len(), errors: self.errors, rate, p50_ms, p99_ms })
     }
 }
 
@@ -269,17 +266,21 @@ fn pgbench(cluster: &PrivateCluster, clients: usize, seconds: u64) -> anyhow::Re
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
     // One log line per transaction: client, transaction, latency in µs, ...
-    let mut latencies_us: Vec<u64> = Vec::new();
+    let mut latencies: Vec<Duration> = Vec::new();
     for entry in std::fs::read_dir(&dir)?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("log.") {
             let log = std::fs::read_to_string(entry.path())?;
-            latencies_us.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()));
+            latencies.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse().ok()).map(Duration::from_micros));
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    anyhow::ensure!(!latencies_us.is_empty(), "pgbench wrote no transaction log");
-    latencies_us.sort_unstable();
-    // The same percentile as the webhooks' (`Drive::checked`).
-    let at = |q: f64| latencies_us[((latencies_us.len() as f64 * q) as usize).min(latencies_us.len() - 1)] as f64 / 1000.0;
-    Ok(Pgbench { tps, p50_ms: at(0.50), p99_ms: at(0.99) })
+    anyhow::ensure!(!latencies.is_empty(), "pgbench wrote no transaction log");
+    latencies.sort_unstable();
+    Ok(Pgbench { tps, p50_ms: percentile_ms(&latencies, 0.50), p99_ms: percentile_ms(&latencies, 0.99) })
+}
+
+/// The `q` quantile of `sorted`, in ms (0 when empty): webhooks and pgbench alike.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
