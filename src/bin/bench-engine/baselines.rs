@@ -4,6 +4,7 @@
 //! steps' bare SQL sent straight from `concurrency` tasks.
 
 use std::{
+    future::Future,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -13,6 +14,7 @@ use std::{
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
+use futures::future::BoxFuture;
 use relevo::{config::EngineSettings, db};
 use sqlx::{postgres::PgConnectOptions, PgPool};
 
@@ -49,18 +51,13 @@ pub(crate) async fn bench_apalis_noop(options: &PgConnectOptions, s: &EngineSett
         });
     let cpu = cpu_ms();
     let started = Instant::now();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async move {
-        let _ = stop_rx.await;
-        Ok::<_, std::io::Error>(())
-    }));
+    let worker = spawn_worker(|stop| worker.run_until(stop));
     while done.load(Ordering::Relaxed) < n {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
     print_cpu("apalis_noop", cpu, n);
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    worker.stop().await;
     pool.close().await;
     Ok(n as f64 / elapsed.as_secs_f64())
 }
@@ -93,11 +90,7 @@ pub(crate) async fn bench_apalis_workflow(options: &PgConnectOptions, s: &Engine
         .build(flow);
     let cpu = cpu_ms();
     let started = Instant::now();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async move {
-        let _ = stop_rx.await;
-        Ok::<_, std::io::Error>(())
-    }));
+    let worker = spawn_worker(|stop| worker.run_until(stop));
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let acked: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1 and status = 'Done'")
@@ -110,8 +103,7 @@ pub(crate) async fn bench_apalis_workflow(options: &PgConnectOptions, s: &Engine
     }
     let elapsed = started.elapsed();
     print_cpu("apalis_workflow", cpu, n);
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    worker.stop().await;
     let rows: i64 = sqlx::query_scalar("select count(*) from selftest.effects").fetch_one(&pool).await?;
     anyhow::ensure!(rows as usize >= 3 * n, "expected {} step rows, found {rows}", 3 * n);
     sqlx::query("truncate selftest.effects").execute(&pool).await?;
@@ -177,4 +169,31 @@ async fn effect(pool: &PgPool, run: uuid::Uuid, step: &str) -> Result<uuid::Uuid
         .execute(pool)
         .await?;
     Ok(run)
+}
+
+/// A baseline's worker running on its own task.
+struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Spawns `run` (a worker's `run_until`) with a signal that fires on `stop`.
+fn spawn_worker<Fut>(run: impl FnOnce(BoxFuture<'static, Result<(), std::io::Error>>) -> Fut) -> RunningWorker
+where
+    Fut: Future + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = run(Box::pin(async move {
+        let _ = stopped.await;
+        Ok(())
+    }));
+    RunningWorker { stop, task: tokio::spawn(async move { let _ = running.await; }) }
+}
+
+impl RunningWorker {
+    /// Signals the worker and waits (at most 10 s) for it to exit.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
 }
